@@ -1,0 +1,224 @@
+#include "exporters/metrics.hh"
+
+#include <limits>
+#include <sstream>
+
+#include <prometheus/text_serializer.h>
+
+namespace closetap {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+    MetricFamily f;
+    f.name = std::move(name);
+    f.help = std::move(help);
+    f.type = type;
+    return f;
+}
+
+void add_value(MetricFamily& f, std::vector<ClientMetric::Label> labels, double v) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == MetricType::Counter)
+        m.counter.value = v;
+    else
+        m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+}
+
+template <typename F> uint64_t sum(const std::vector<const WorkerStats*>& ws, F&& get) {
+    uint64_t s = 0;
+    for (const WorkerStats* w : ws) s += get(*w).get();
+    return s;
+}
+
+}  // namespace
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+    const auto& ws = src_.workers;
+    std::vector<MetricFamily> out;
+
+    {
+        auto f = family("closetap_build_info", "closetap version", MetricType::Gauge);
+        add_value(f, {{"version", src_.version}}, 1);
+        out.push_back(std::move(f));
+    }
+    {
+        auto rx = family("closetap_rx_packets_total", "Packets received from each port",
+                         MetricType::Counter);
+        auto rxb = family("closetap_rx_bytes_total", "Bytes received from each port",
+                          MetricType::Counter);
+        auto drop = family("closetap_rx_dropped_packets_total",
+                           "Packets the port dropped before closetap could process them, by reason",
+                           MetricType::Counter);
+        for (size_t p = 0; p < src_.port_names.size() && p < max_ports; p++) {
+            const std::string& name = src_.port_names[p];
+            add_value(rx, {{"port", name}}, double(sum(ws, [p](auto& w) -> auto& { return w.rx_packets[p]; })));
+            add_value(rxb, {{"port", name}}, double(sum(ws, [p](auto& w) -> auto& { return w.rx_bytes[p]; })));
+            PortDrops d = src_.port_drops ? src_.port_drops(p) : PortDrops{};
+            add_value(drop, {{"port", name}, {"reason", "imissed"}}, double(d.imissed));
+            add_value(drop, {{"port", name}, {"reason", "rx_nombuf"}}, double(d.rx_nombuf));
+            add_value(drop, {{"port", name}, {"reason", "ierrors"}}, double(d.ierrors));
+        }
+        out.push_back(std::move(rx));
+        out.push_back(std::move(rxb));
+        out.push_back(std::move(drop));
+    }
+    {
+        auto f = family("closetap_packets_total",
+                        "Packets processed, by what the parser made of them", MetricType::Counter);
+        for (size_t c = 0; c < count_of<PacketClass>; c++)
+            add_value(f, {{"class", std::string(packet_class_names[c])}},
+                      double(sum(ws, [c](auto& w) -> auto& { return w.packet_class[c]; })));
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_parse_errors_total", "Packets that could not be parsed, by reason",
+                        MetricType::Counter);
+        for (size_t e = 0; e < count_of<ParseError>; e++)
+            add_value(f, {{"reason", std::string(parse_error_names[e])}},
+                      double(sum(ws, [e](auto& w) -> auto& { return w.parse_errors[e]; })));
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_tcp_closes_total",
+                        "TCP connections ended, by close pattern and the side that closed first",
+                        MetricType::Counter);
+        for (size_t c = 0; c < count_of<Close>; c++)
+            for (size_t i = 0; i < count_of<Initiator>; i++) {
+                uint64_t v = sum(ws, [c, i](auto& w) -> auto& { return w.closes[c][i]; });
+                // Only combinations that can occur: the initiator of no_answer/none is none, of
+                // everything else a side. Keeps the series count fixed and meaningful.
+                bool nobody = c == size_t(Close::no_answer) || c == size_t(Close::none);
+                if ((i == size_t(Initiator::none)) != nobody && v == 0) continue;
+                add_value(f, {{"close", std::string(close_names[c])},
+                              {"initiator", std::string(initiator_names[i])}}, double(v));
+            }
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_tcp_conn_state_total", "TCP connections ended, by Zeek conn_state",
+                        MetricType::Counter);
+        for (size_t s = 0; s < count_of<ConnState>; s++)
+            add_value(f, {{"conn_state", std::string(conn_state_names[s])}},
+                      double(sum(ws, [s](auto& w) -> auto& { return w.conn_state[s]; })));
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_tcp_abnormal_closes_total",
+                        "Abnormal TCP closes, by reason and application", MetricType::Counter);
+        for (size_t r = 1; r < count_of<Reason>; r++)
+            for (size_t a = 0; a < src_.app_names.size() && a < max_apps; a++) {
+                uint64_t v = sum(ws, [r, a](auto& w) -> auto& { return w.abnormal[r][a]; });
+                // Every reason appears for the unknown app, so dashboards see zeros rather than
+                // gaps; other apps appear once they have a count.
+                if (a != 0 && v == 0) continue;
+                add_value(f, {{"reason", std::string(reason_names[r])}, {"app", src_.app_names[a]}},
+                          double(v));
+            }
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_tcp_fin_ack_total",
+                        "FINs seen, by how the peer acknowledged them", MetricType::Counter);
+        for (size_t o = 0; o < count_of<FinAck>; o++) {
+            if (o == size_t(FinAck::none)) continue;  // a direction without a FIN is not a FIN
+            add_value(f, {{"outcome", std::string(fin_ack_names[o])}},
+                      double(sum(ws, [o](auto& w) -> auto& { return w.fin_ack[o]; })));
+        }
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_tcp_teardown_duration_seconds",
+                        "Time from the first FIN or RST to the last packet of the close",
+                        MetricType::Histogram);
+        for (size_t c = 0; c < count_of<Close>; c++) {
+            ClientMetric m;
+            m.label = {{"close", std::string(close_names[c])}};
+            uint64_t cum = 0;
+            for (size_t b = 0; b <= teardown_buckets_s.size(); b++) {
+                cum += sum(ws, [c, b](auto& w) -> auto& { return w.teardown[c].buckets[b]; });
+                ClientMetric::Bucket bk;
+                bk.cumulative_count = cum;
+                bk.upper_bound = b < teardown_buckets_s.size()
+                                     ? teardown_buckets_s[b]
+                                     : std::numeric_limits<double>::infinity();
+                m.histogram.bucket.push_back(bk);
+            }
+            m.histogram.sample_count = cum;
+            m.histogram.sample_sum =
+                double(sum(ws, [c](auto& w) -> auto& { return w.teardown[c].sum_us; })) / 1e6;
+            f.metric.push_back(std::move(m));
+        }
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_conn_ended_total", "Connection records concluded, by what ended them",
+                        MetricType::Counter);
+        for (size_t e = 0; e < count_of<EndCause>; e++)
+            add_value(f, {{"cause", std::string(end_cause_names[e])}},
+                      double(sum(ws, [e](auto& w) -> auto& { return w.ended[e]; })));
+        out.push_back(std::move(f));
+    }
+    {
+        auto active = family("closetap_flows_active", "Connections tracked now", MetricType::Gauge);
+        add_value(active, {}, double(sum(ws, [](auto& w) -> auto& { return w.flows_active; })));
+        out.push_back(std::move(active));
+        auto cap = family("closetap_flowtable_capacity", "Connections the flow tables can hold",
+                          MetricType::Gauge);
+        add_value(cap, {}, double(sum(ws, [](auto& w) -> auto& { return w.flow_capacity; })));
+        out.push_back(std::move(cap));
+        auto created = family("closetap_flows_created_total", "Connections started",
+                              MetricType::Counter);
+        add_value(created, {}, double(sum(ws, [](auto& w) -> auto& { return w.flows_created; })));
+        out.push_back(std::move(created));
+        auto ev = family("closetap_flowtable_evictions_total",
+                         "Connections ended early because the flow table needed room, by reason",
+                         MetricType::Counter);
+        for (size_t r = 0; r < count_of<EvictReason>; r++)
+            add_value(ev, {{"reason", std::string(evict_reason_names[r])}},
+                      double(sum(ws, [r](auto& w) -> auto& { return w.evictions[r]; })));
+        out.push_back(std::move(ev));
+        auto nf = family("closetap_flow_alloc_failed_total",
+                         "TCP packets that found no flow entry even after eviction",
+                         MetricType::Counter);
+        add_value(nf, {}, double(sum(ws, [](auto& w) -> auto& { return w.flow_alloc_failed; })));
+        out.push_back(std::move(nf));
+        auto rd = family("closetap_conn_records_dropped_total",
+                         "Connection records lost because the log writer fell behind",
+                         MetricType::Counter);
+        add_value(rd, {}, double(sum(ws, [](auto& w) -> auto& { return w.records_dropped; })));
+        out.push_back(std::move(rd));
+    }
+    {
+        auto pk = family("closetap_worker_packets_total", "Packets processed by each worker",
+                         MetricType::Counter);
+        auto busy = family("closetap_worker_busy_cycles_total",
+                           "TSC cycles each worker spent on bursts that carried packets",
+                           MetricType::Counter);
+        auto loops = family("closetap_worker_loops_total", "Poll loops of each worker",
+                            MetricType::Counter);
+        for (size_t i = 0; i < ws.size(); i++) {
+            uint64_t n = 0;
+            for (auto& c : ws[i]->packet_class) n += c.get();
+            std::string id = std::to_string(i);
+            add_value(pk, {{"worker", id}}, double(n));
+            add_value(busy, {{"worker", id}}, double(ws[i]->busy_cycles.get()));
+            add_value(loops, {{"worker", id}}, double(ws[i]->loops.get()));
+        }
+        out.push_back(std::move(pk));
+        out.push_back(std::move(busy));
+        out.push_back(std::move(loops));
+    }
+    return out;
+}
+
+std::string serialize_metrics(const prometheus::Collectable& c) {
+    return prometheus::TextSerializer().Serialize(c.Collect());
+}
+
+}  // namespace closetap

@@ -1,0 +1,115 @@
+#include "flowtable/flow_table.hh"
+
+#include <bit>
+#include <stdexcept>
+#include <string>
+
+namespace closetap {
+
+FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts)
+    : capacity_(capacity), timeouts_(timeouts) {
+    if (capacity == 0 || capacity > (1u << 28))
+        throw std::invalid_argument("flow table capacity must be between 1 and 268435456, not " +
+                                    std::to_string(capacity));
+    // Two buckets of 8 slots per key and about 4 slots per flow keep the chance that both
+    // candidate buckets are full negligible below capacity (cuckoo-style load factor ~25%).
+    uint64_t nbuckets = std::bit_ceil(std::max<uint64_t>(2, (uint64_t{capacity} + 1) / 2));
+    bucket_mask_ = static_cast<uint32_t>(nbuckets - 1);
+    buckets_ = std::make_unique<Bucket[]>(nbuckets);  // value-initialised: all zero = empty
+    for (uint64_t b = 0; b < nbuckets; b++)
+        for (unsigned s = 0; s < bucket_slots; s++) buckets_[b].idx[s] = no_entry;
+    entries_ = std::make_unique<FlowEntry[]>(capacity);
+    free_ = std::make_unique<uint32_t[]>(capacity);
+    // Hand out low indices first so a small working set stays in few pages.
+    for (uint32_t i = 0; i < capacity; i++) free_[i] = capacity - 1 - i;
+    free_top_ = capacity;
+}
+
+FlowEntry* FlowTable::lookup(const FlowKey& key, uint32_t hash) noexcept {
+    const uint16_t sig = sig_of(hash);
+    const uint32_t bs[2] = {hash & bucket_mask_, alt_bucket(hash)};
+    for (uint32_t b : bs) {
+        const Bucket& bk = buckets_[b];
+        for (unsigned s = 0; s < bucket_slots; s++) {
+            if (bk.sig[s] != sig) continue;
+            FlowEntry& e = entries_[bk.idx[s]];
+            if (e.hash == hash && e.key == key) return &e;
+        }
+    }
+    return nullptr;
+}
+
+uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
+    if (free_top_ == 0) return no_entry;
+    const uint32_t b1 = hash & bucket_mask_, b2 = alt_bucket(hash);
+    // Fill the emptier of the two buckets, so both stay short.
+    auto free_slot = [](const Bucket& b) -> int {
+        for (unsigned s = 0; s < bucket_slots; s++)
+            if (b.sig[s] == 0) return static_cast<int>(s);
+        return -1;
+    };
+    auto load = [](const Bucket& b) {
+        unsigned n = 0;
+        for (unsigned s = 0; s < bucket_slots; s++) n += b.sig[s] != 0;
+        return n;
+    };
+    Bucket* target = &buckets_[b1];
+    if (load(buckets_[b2]) < load(buckets_[b1])) target = &buckets_[b2];
+    int slot = free_slot(*target);
+    if (slot < 0) return no_entry;
+    uint32_t idx = free_[--free_top_];
+    FlowEntry& e = entries_[idx];
+    e.key = key;
+    e.hash = hash;
+    e.app = 0;
+    e.app_tried = 0;
+    e.in_use = 1;
+    target->sig[slot] = sig_of(hash);
+    target->idx[slot] = idx;
+    active_++;
+    return idx;
+}
+
+void FlowTable::remove(uint32_t idx) noexcept {
+    FlowEntry& e = entries_[idx];
+    const uint32_t bs[2] = {e.hash & bucket_mask_, alt_bucket(e.hash)};
+    for (uint32_t b : bs) {
+        Bucket& bk = buckets_[b];
+        for (unsigned s = 0; s < bucket_slots; s++) {
+            if (bk.idx[s] == idx && bk.sig[s] != 0) {
+                bk.sig[s] = 0;
+                bk.idx[s] = no_entry;
+                e.in_use = 0;
+                free_[free_top_++] = idx;
+                active_--;
+                return;
+            }
+        }
+    }
+}
+
+uint32_t FlowTable::pick_victim(uint32_t hash) const noexcept {
+    const uint32_t bs[2] = {hash & bucket_mask_, alt_bucket(hash)};
+    uint32_t best = no_entry;
+    bool best_closing = true;
+    uint64_t best_ts = UINT64_MAX;
+    for (uint32_t b : bs) {
+        const Bucket& bk = buckets_[b];
+        for (unsigned s = 0; s < bucket_slots; s++) {
+            if (bk.sig[s] == 0) continue;
+            const FlowEntry& e = entries_[bk.idx[s]];
+            bool closing = e.conn.closing();
+            uint64_t ts = e.conn.last_ts_us();
+            // Flows in the middle of a close are the ones closetap exists to see: keep them
+            // while any other candidate remains, then fall back to the longest idle.
+            if ((best_closing && !closing) || (closing == best_closing && ts < best_ts)) {
+                best = bk.idx[s];
+                best_closing = closing;
+                best_ts = ts;
+            }
+        }
+    }
+    return best;
+}
+
+}  // namespace closetap

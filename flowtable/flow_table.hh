@@ -1,0 +1,213 @@
+// A per-worker flow table: fixed capacity chosen at start-up, never rehashed, no locks (one
+// worker owns it). Bucketized two-choice hashing in the style of rte_hash: each key has two
+// candidate buckets of 8 slots holding a 16-bit signature and an entry index, so a lookup reads
+// one or two cache lines of signatures and touches the entry only on a signature match.
+//
+// When an insert finds no room (both buckets full, or the entry pool exhausted) it evicts by a
+// stated policy, counted by reason: among the candidates, prefer a flow that is not in the middle
+// of a close (no FIN/RST yet), then the one idle the longest. Expiry walks the entries with a
+// cursor, a bounded number per call, so housekeeping work per loop is bounded.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "flowtable/conn_types.hh"
+#include "flowtable/flow_key.hh"
+#include "flowtable/tcp_conn.hh"
+#include "flowtable/timeouts.hh"
+
+namespace closetap {
+
+enum class EvictReason : uint8_t { bucket_full, table_full, count_ };
+inline constexpr std::array<std::string_view, 2> evict_reason_names = {"bucket_full", "table_full"};
+
+struct FlowEntry {
+    FlowKey key;
+    uint32_t hash;
+    uint16_t app;        // application label id (pipeline/app_classifier.hh), 0 = unknown
+    uint8_t in_use;
+    uint8_t app_tried;   // bit per key direction: its first payload was already scanned
+    TcpConn conn;
+};
+
+struct FlowTableCounters {
+    uint64_t created = 0;
+    uint64_t ended[count_of<EndCause>] = {};
+    uint64_t evictions[count_of<EvictReason>] = {};
+};
+
+class FlowTable {
+public:
+    static constexpr unsigned bucket_slots = 8;
+    static constexpr uint32_t no_entry = UINT32_MAX;
+
+    // Throws std::invalid_argument / std::bad_alloc at start-up only.
+    FlowTable(uint32_t capacity, const FlowTimeouts& timeouts);
+
+    uint32_t capacity() const noexcept { return capacity_; }
+    uint32_t active() const noexcept { return active_; }
+    const FlowTableCounters& counters() const noexcept { return counters_; }
+    const FlowTimeouts& timeouts() const noexcept { return timeouts_; }
+
+    // Start pulling the key's buckets into cache; call for a whole burst before process().
+    void prefetch(uint32_t hash) const noexcept {
+        __builtin_prefetch(&buckets_[hash & bucket_mask_]);
+        __builtin_prefetch(&buckets_[alt_bucket(hash)]);
+    }
+
+    // Apply one segment. Ended connections (timeout seen on this packet, reuse, eviction) are
+    // handed to sink(const FlowEntry&, const ConnResult&) before their entry is reused.
+    template <typename Sink>
+    FlowEntry* process(const FlowKey& key, uint32_t hash, const TcpSegment& seg, Sink&& sink) noexcept;
+
+    // Expire up to `budget` entries whose state's timeout has passed at `now_us`.
+    template <typename Sink> unsigned expire(uint64_t now_us, unsigned budget, Sink&& sink) noexcept;
+
+    // End every connection (end of input or shutdown). Connections whose timeout had passed at
+    // `now_us` end as timed out; the rest as `cause`.
+    template <typename Sink> void flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept;
+
+    FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept;
+
+private:
+    struct alignas(64) Bucket {
+        uint16_t sig[bucket_slots];
+        uint32_t idx[bucket_slots];
+    };
+    static_assert(sizeof(Bucket) == 64);
+
+    static uint16_t sig_of(uint32_t hash) noexcept { return static_cast<uint16_t>(hash >> 16) | 1; }
+    uint32_t alt_bucket(uint32_t hash) const noexcept {
+        // A second, independent choice derived from the signature, as rte_hash does.
+        return (hash ^ (static_cast<uint32_t>(sig_of(hash)) * 0x5bd1e995u)) & bucket_mask_;
+    }
+    bool timed_out(const FlowEntry& e, uint64_t now_us) const noexcept {
+        TimeoutClass c = e.conn.timeout_class();
+        // An attempt's clock starts at its first SYN (Zeek's attempt timer); every other state
+        // times out on inactivity, since the last packet.
+        uint64_t since = c == TimeoutClass::syn_sent ? e.conn.first_ts_us() : e.conn.last_ts_us();
+        // Zeek's timers fire at exactly `since + timeout`, before a packet of that instant.
+        return now_us >= since && now_us - since >= timeouts_.of(c);
+    }
+    EndCause timeout_cause(const FlowEntry& e) const noexcept {
+        return e.conn.timeout_class() == TimeoutClass::closed ? EndCause::closed
+                                                              : EndCause::idle_timeout;
+    }
+    template <typename Sink> void end(uint32_t idx, EndCause cause, Sink& sink) noexcept;
+    void remove(uint32_t idx) noexcept;
+    uint32_t insert(const FlowKey& key, uint32_t hash) noexcept;
+    template <typename Sink>
+    uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t now_us, Sink& sink) noexcept;
+    // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.
+    uint32_t pick_victim(uint32_t hash) const noexcept;
+
+    uint32_t capacity_;
+    uint32_t bucket_mask_;
+    uint32_t active_ = 0;
+    uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are free indices
+    uint32_t cursor_ = 0;    // expiry sweep position
+    FlowTimeouts timeouts_;
+    FlowTableCounters counters_;
+    std::unique_ptr<Bucket[]> buckets_;
+    std::unique_ptr<FlowEntry[]> entries_;
+    std::unique_ptr<uint32_t[]> free_;
+};
+
+template <typename Sink>
+void FlowTable::end(uint32_t idx, EndCause cause, Sink& sink) noexcept {
+    FlowEntry& e = entries_[idx];
+    ConnResult r;
+    e.conn.finish(cause, r);
+    counters_.ended[static_cast<size_t>(cause)]++;
+    sink(static_cast<const FlowEntry&>(e), static_cast<const ConnResult&>(r));
+}
+
+template <typename Sink>
+uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t now_us,
+                                    Sink& sink) noexcept {
+    uint32_t idx = insert(key, hash);
+    if (idx != no_entry) return idx;
+    // No room: either both buckets are full or the pool is empty. Evict the best candidate of
+    // the two buckets; if they hold nothing (pool empty, buckets empty), take the sweep's next
+    // entry so the policy still frees exactly one flow.
+    EvictReason why = free_top_ == 0 ? EvictReason::table_full : EvictReason::bucket_full;
+    uint32_t victim = pick_victim(hash);
+    if (victim == no_entry) {
+        for (uint32_t n = 0; n < capacity_ && victim == no_entry; n++) {
+            uint32_t i = cursor_++;
+            if (cursor_ == capacity_) cursor_ = 0;
+            if (entries_[i].in_use) victim = i;
+        }
+    }
+    if (victim == no_entry) return no_entry;  // capacity 0 cannot happen (ctor checks)
+    counters_.evictions[static_cast<size_t>(why)]++;
+    (void)now_us;
+    end(victim, EndCause::evicted, sink);
+    remove(victim);
+    return insert(key, hash);
+}
+
+template <typename Sink>
+FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegment& seg,
+                              Sink&& sink) noexcept {
+    FlowEntry* e = lookup(key, hash);
+    if (e != nullptr) {
+        uint32_t idx = static_cast<uint32_t>(e - entries_.get());
+        if (timed_out(*e, seg.ts_us)) {
+            // The flow's own next packet came after its timeout: the old connection ended
+            // then, whether or not the sweep had reached it yet (so results do not depend on
+            // how fast the sweep runs).
+            end(idx, timeout_cause(*e), sink);
+            counters_.created++;
+            e->app = 0;
+            e->app_tried = 0;
+            e->conn.start(seg);
+            return e;
+        }
+        if (e->conn.update(seg) == TcpConn::Verdict::reuse) {
+            end(idx, EndCause::reused, sink);
+            counters_.created++;
+            e->app = 0;
+            e->app_tried = 0;
+            e->conn.start(seg);
+        }
+        return e;
+    }
+    uint32_t idx = insert_or_evict(key, hash, seg.ts_us, sink);
+    if (idx == no_entry) return nullptr;
+    e = &entries_[idx];
+    counters_.created++;
+    e->conn.start(seg);
+    return e;
+}
+
+template <typename Sink>
+unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexcept {
+    unsigned expired = 0;
+    for (unsigned n = 0; n < budget && active_ > 0; n++) {
+        uint32_t i = cursor_++;
+        if (cursor_ == capacity_) cursor_ = 0;
+        FlowEntry& e = entries_[i];
+        if (e.in_use && timed_out(e, now_us)) {
+            end(i, timeout_cause(e), sink);
+            remove(i);
+            expired++;
+        }
+    }
+    return expired;
+}
+
+template <typename Sink>
+void FlowTable::flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept {
+    for (uint32_t i = 0; i < capacity_ && active_ > 0; i++) {
+        FlowEntry& e = entries_[i];
+        if (!e.in_use) continue;
+        end(i, timed_out(e, now_us) ? timeout_cause(e) : cause, sink);
+        remove(i);
+    }
+}
+
+}  // namespace closetap

@@ -1,0 +1,290 @@
+// closetap: watches TCP connections end. The control thread (main lcore) sets up EAL, ports and
+// workers, writes the conn log from the workers' record rings, serves metrics, and decides when
+// an offline replay has seen its whole capture.
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <sys/time.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include <prometheus/exposer.h>
+
+#include "exporters/conn_log.hh"
+#include "exporters/metrics.hh"
+#include "exporters/summary.hh"
+#include "pipeline/eal.hh"
+#include "pipeline/options.hh"
+#include "pipeline/pcap_probe.hh"
+#include "pipeline/port.hh"
+#include "pipeline/worker.hh"
+
+using namespace closetap;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+[[noreturn]] void die(int code, const std::string& msg) {
+    std::fprintf(stderr, "closetap: error: %s\n", msg.c_str());
+    std::exit(code);
+}
+
+bool supported_linktype(int lt) {
+    switch (static_cast<LinkType>(lt)) {
+    case LinkType::null_bsd:
+    case LinkType::ethernet:
+    case LinkType::raw:
+    case LinkType::loop:
+    case LinkType::linux_sll:
+    case LinkType::ipv4:
+    case LinkType::ipv6:
+    case LinkType::linux_sll2:
+        return true;
+    }
+    return false;
+}
+
+uint64_t wall_us() {
+    timeval tv;
+    gettimeofday(&tv, nullptr);
+    return uint64_t(tv.tv_sec) * 1000000u + uint64_t(tv.tv_usec);
+}
+
+size_t drain(std::vector<std::unique_ptr<Worker>>& workers, ConnLogWriter& log,
+             const std::vector<std::string>& apps) {
+    ConnRecord recs[64];
+    size_t total = 0;
+    for (auto& w : workers) {
+        unsigned n;
+        while ((n = rte_ring_sc_dequeue_burst_elem(w->records, recs, sizeof(ConnRecord), 64, nullptr)) > 0) {
+            for (unsigned i = 0; i < n; i++) log.write(recs[i], apps);
+            total += n;
+        }
+    }
+    return total;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    SplitArgs split = split_args(argc, argv);
+    Options opt;
+    try {
+        opt = parse_options(split.app);
+    } catch (const HelpRequested& h) {
+        std::fputs(h.text.c_str(), stdout);
+        return 0;
+    } catch (const UsageError& e) {
+        die(2, e.what());
+    }
+    if (opt.pcap.empty() && split.eal.empty())
+        die(2, "no input: give --pcap FILE, or DPDK ports as EAL arguments before -- "
+               "(see closetap --help and README.md)");
+
+    // Everything that can fail on bad input fails here, before EAL and before any packet.
+    PcapInfo pcap_info;
+    LinkType link = LinkType::ethernet;
+    if (!opt.pcap.empty()) {
+        try {
+            pcap_info = probe_pcap(opt.pcap);
+        } catch (const std::exception& e) {
+            die(1, e.what());
+        }
+        if (!supported_linktype(pcap_info.linktype))
+            die(1, "capture " + opt.pcap + " has link type " + std::to_string(pcap_info.linktype) +
+                       ", which closetap does not read (Ethernet, raw IP, BSD loopback, Linux SLL/SLL2)");
+        link = static_cast<LinkType>(pcap_info.linktype);
+    }
+    ConnLogWriter conn_log;
+    std::FILE* metrics_file = nullptr;
+    try {
+        if (!opt.conn_log.empty()) conn_log.open(opt.conn_log);
+    } catch (const std::exception& e) {
+        die(1, e.what());
+    }
+    if (!opt.metrics_file.empty()) {
+        metrics_file = std::fopen(opt.metrics_file.c_str(), "w");
+        if (metrics_file == nullptr)
+            die(1, "cannot open metrics file " + opt.metrics_file + ": " + std::strerror(errno));
+    }
+    std::unique_ptr<AppClassifier> apps;
+    if (opt.signatures != "none") {
+        try {
+            std::string path = opt.signatures.empty() ? find_signature_file() : opt.signatures;
+            AppClassifierOptions ao;
+            ao.max_scan_bytes = opt.app_scan_bytes;
+            apps = std::make_unique<AppClassifier>(AppClassifier::from_file(path, ao));
+        } catch (const std::exception& e) {
+            die(1, e.what());
+        }
+    }
+    static_assert(max_app_signatures + 1 <= max_apps, "every label id needs a metrics slot");
+    std::unique_ptr<prometheus::Exposer> exposer;
+    if (!opt.metrics_addr.empty()) {
+        try {
+            exposer = std::make_unique<prometheus::Exposer>(opt.metrics_addr, 2);
+        } catch (const std::exception& e) {
+            die(1, "cannot serve metrics on " + opt.metrics_addr + ": " + e.what());
+        }
+    }
+
+    std::vector<std::string> notes;
+    HostFacts host = probe_host();
+    std::vector<std::string> eal_args = build_eal_args(argv[0], split.eal, opt, host, notes);
+    std::vector<PortInfo> ports;
+    std::vector<std::unique_ptr<Worker>> workers;
+    RxTimestamp ts;
+    try {
+        start_eal(eal_args);
+        ts = register_rx_timestamp();
+        ports = setup_ports(opt);
+        unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+        if (lcore >= RTE_MAX_LCORE)
+            throw std::runtime_error("no worker lcore: give EAL at least two lcores (-l 0,1)");
+        auto w = std::make_unique<Worker>();
+        w->id = 0;
+        w->lcore = lcore;
+        w->burst = opt.burst;
+        w->lossless = !opt.pcap.empty();
+        w->ts = ts;
+        w->tsc_hz = rte_get_tsc_hz();
+        w->tsc0 = rte_rdtsc();
+        w->wall0_us = wall_us();
+        for (size_t i = 0; i < ports.size(); i++) {
+            WorkerQueue& q = w->queues[w->nb_queues++];
+            q.port_id = ports[i].port_id;
+            q.queue = 0;
+            q.slot = static_cast<uint8_t>(i);
+            q.ts_from_mbuf = ports[i].ts_from_mbuf && ts.offset >= 0;
+            q.parse.link = ports[i].driver == "net_pcap" && !opt.pcap.empty() ? link : LinkType::ethernet;
+            q.parse.verify_checksums = opt.verify_checksums;
+        }
+        w->table = std::make_unique<FlowTable>(opt.capacity, opt.timeouts);
+        w->stats.flow_capacity.set(opt.capacity);
+        w->records = create_record_ring(w->id, rte_lcore_to_socket_id(lcore));
+        if (apps) {
+            w->apps = apps.get();
+            w->app_scratch = apps->make_scratch();
+        }
+        workers.push_back(std::move(w));
+    } catch (const std::bad_alloc&) {
+        die(1, "not enough memory for a flow table of " + std::to_string(opt.capacity) +
+                   " flows (lower --flows)");
+    } catch (const std::exception& e) {
+        die(1, e.what());
+    }
+
+    MetricsSources src;
+    for (auto& w : workers) src.workers.push_back(&w->stats);
+    for (auto& p : ports) src.port_names.push_back(p.name);
+    src.port_drops = [&ports](size_t i) { return read_port_drops(ports[i]); };
+    src.version = "0.1.0";
+    if (apps) src.app_names = apps->names();
+    auto collector = std::make_shared<MetricsCollector>(src);
+    if (exposer) exposer->RegisterCollectable(collector);
+
+    if (!opt.quiet) {
+        for (auto& n : notes) std::fprintf(stderr, "closetap: %s\n", n.c_str());
+        for (auto& p : ports)
+            std::fprintf(stderr, "closetap: port %s (%s): 1 rx queue, packet time from %s\n",
+                         p.name.c_str(), p.driver.c_str(),
+                         p.ts_from_mbuf && ts.offset >= 0 ? "the capture" : "the TSC");
+        if (!opt.pcap.empty())
+            std::fprintf(stderr, "closetap: replaying %s: %llu packets\n", opt.pcap.c_str(),
+                         static_cast<unsigned long long>(pcap_info.packets));
+    }
+
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+
+    auto t_start = std::chrono::steady_clock::now();
+    for (auto& w : workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
+
+    // Offline: stop once every packet of the file has been received or dropped by the port.
+    // Live: on a signal or after --duration.
+    uint64_t last_seen = UINT64_MAX;
+    auto last_progress = std::chrono::steady_clock::now();
+    bool stalled = false;
+    while (true) {
+        size_t n = drain(workers, conn_log, src.app_names);
+        auto now = std::chrono::steady_clock::now();
+        if (g_stop.load()) break;
+        if (opt.duration_s > 0 && std::chrono::duration<double>(now - t_start).count() >= opt.duration_s)
+            break;
+        if (!opt.pcap.empty()) {
+            uint64_t seen = 0;
+            for (auto& w : workers)
+                for (auto& c : w->stats.rx_packets) seen += c.get();
+            for (auto& p : ports) {
+                PortDrops d = read_port_drops(p);
+                seen += d.imissed + d.rx_nombuf + d.ierrors;
+            }
+            if (seen >= pcap_info.packets) break;
+            if (seen != last_seen) {
+                last_seen = seen;
+                last_progress = now;
+            } else if (now - last_progress > std::chrono::seconds(10)) {
+                stalled = true;
+                break;
+            }
+        }
+        if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    for (auto& w : workers) w->stop_rx.store(true, std::memory_order_release);
+    for (auto& w : workers)
+        while (!w->rx_stopped.load(std::memory_order_acquire)) drain(workers, conn_log, src.app_names);
+    uint64_t flush_ts = 0;
+    for (auto& w : workers) flush_ts = std::max(flush_ts, w->stats.max_ts_us.get());
+    for (auto& w : workers) {
+        w->flush_ts_us.store(flush_ts, std::memory_order_relaxed);
+        w->flush_go.store(true, std::memory_order_release);
+    }
+    for (auto& w : workers)
+        while (!w->done.load(std::memory_order_acquire)) drain(workers, conn_log, src.app_names);
+    rte_eal_mp_wait_lcore();
+    drain(workers, conn_log, src.app_names);
+    conn_log.flush();
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+
+    int rc = 0;
+    if (metrics_file != nullptr) {
+        std::string text = serialize_metrics(*collector);
+        if (std::fwrite(text.data(), 1, text.size(), metrics_file) != text.size() ||
+            std::fclose(metrics_file) != 0) {
+            std::fprintf(stderr, "closetap: error: cannot write metrics file %s: %s\n",
+                         opt.metrics_file.c_str(), std::strerror(errno));
+            rc = 1;
+        }
+    }
+    if (!opt.quiet) std::fputs(format_summary(src, elapsed).c_str(), stdout);
+    if (stalled)
+        std::fprintf(stderr, "closetap: warning: the port stopped delivering packets before the end of %s\n",
+                     opt.pcap.c_str());
+    if (conn_log.write_errors() > 0) {
+        std::fprintf(stderr, "closetap: error: %llu conn log records could not be written\n",
+                     static_cast<unsigned long long>(conn_log.write_errors()));
+        rc = 1;
+    }
+    if (exposer) exposer.reset();
+    stop_ports(ports);
+    for (auto& w : workers) rte_ring_free(w->records);
+    workers.clear();
+    stop_eal();
+    return rc;
+}

@@ -1,0 +1,131 @@
+// Bounds-checked packet parser: link layer down to TCP. Pure code on a byte span (no DPDK types)
+// so that units, fuzzers and benchmarks run it without EAL. Never reads past `caplen`.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace closetap {
+
+// Link types the parser understands, numbered as pcap's LINKTYPE_* values so a capture's
+// header maps onto them directly.
+enum class LinkType : uint16_t {
+    null_bsd = 0,      // LINKTYPE_NULL: 4-byte host-order AF_ value
+    ethernet = 1,      // LINKTYPE_ETHERNET
+    raw = 101,         // LINKTYPE_RAW: IPv4 or IPv6, no link header
+    loop = 108,        // LINKTYPE_LOOP: 4-byte network-order AF_ value
+    linux_sll = 113,   // LINKTYPE_LINUX_SLL
+    ipv4 = 228,        // LINKTYPE_IPV4
+    ipv6 = 229,        // LINKTYPE_IPV6
+    linux_sll2 = 276,  // LINKTYPE_LINUX_SLL2
+};
+
+// What happened to a packet. Every packet gets exactly one class; `error` comes with a ParseError.
+enum class PacketClass : uint8_t { tcp, non_ip, non_tcp, ip_fragment, error, count_ };
+inline constexpr std::array<std::string_view, 5> packet_class_names = {"tcp", "non_ip", "non_tcp",
+                                                                       "ip_fragment", "error"};
+
+// Reasons a packet could not be parsed; the names are the values of the `reason` label of
+// closetap_parse_errors_total. Keep the two lists in the same order.
+enum class ParseError : uint8_t {
+    truncated_link,
+    truncated_vlan,
+    too_many_vlans,
+    truncated_ipv4,
+    ipv4_bad_header,
+    truncated_ipv6,
+    ipv6_bad_header,
+    truncated_tcp,
+    tcp_bad_offset,
+    // Added with the tunnels: one per header family so that a broken mirror session (say, a
+    // truncating ERSPAN source) shows up under its own label instead of inside truncated_ipv4.
+    truncated_mpls,
+    too_many_mpls_labels,    // no bottom-of-stack within max_mpls_labels
+    truncated_pppoe,
+    truncated_gre,
+    truncated_udp,
+    truncated_tunnel,        // VXLAN, Geneve, ERSPAN, PBB, FabricPath, 802.11, GTP headers
+    tunnel_bad_header,       // unknown GRE/ERSPAN/Geneve version, GRE routing present
+    too_many_layers,         // more than max_encap_layers encapsulations
+    ipv6_too_many_ext,       // more than max_ipv6_ext_headers extension headers
+    headers_too_long,        // TCP payload starts beyond 65535 (does not fit payload_offset)
+    unsupported_link,        // ParseOptions::link is not a LinkType the parser knows
+    count_
+};
+inline constexpr std::array<std::string_view, static_cast<size_t>(ParseError::count_)>
+    parse_error_names = {"truncated_link",    "truncated_vlan",       "too_many_vlans",
+                         "truncated_ipv4",    "ipv4_bad_header",      "truncated_ipv6",
+                         "ipv6_bad_header",   "truncated_tcp",        "tcp_bad_offset",
+                         "truncated_mpls",    "too_many_mpls_labels", "truncated_pppoe",
+                         "truncated_gre",     "truncated_udp",        "truncated_tunnel",
+                         "tunnel_bad_header", "too_many_layers",      "ipv6_too_many_ext",
+                         "headers_too_long",  "unsupported_link"};
+
+// Bounds that keep the work per packet constant whatever the bytes say.
+inline constexpr int max_vlan_tags = 8;         // 802.1Q/802.1ad tags over all layers
+inline constexpr int max_mpls_labels = 16;      // labels in one MPLS stack
+inline constexpr int max_ipv6_ext_headers = 8;  // extension headers in one IPv6 (or AH in IPv4)
+inline constexpr int max_encap_layers = 8;      // MPLS stacks, PBB, PPPoE, tunnels, IP-in-IP
+
+// Bits of ParsedPacket::encap: outer layers the packet arrived in.
+namespace encap {
+inline constexpr uint32_t vlan = 1u << 0;
+inline constexpr uint32_t qinq = 1u << 1;
+inline constexpr uint32_t mpls = 1u << 2;
+inline constexpr uint32_t pbb = 1u << 3;
+inline constexpr uint32_t pppoe = 1u << 4;
+inline constexpr uint32_t gre = 1u << 5;
+inline constexpr uint32_t erspan = 1u << 6;
+inline constexpr uint32_t vxlan = 1u << 7;
+inline constexpr uint32_t geneve = 1u << 8;
+inline constexpr uint32_t ip_in_ip = 1u << 9;
+inline constexpr uint32_t fabricpath = 1u << 10;  // Cisco FabricPath (ethertype 0x8903)
+inline constexpr uint32_t wlan = 1u << 11;        // 802.11 data frame (Aruba GRE 0x8200..0x8370)
+inline constexpr uint32_t teredo = 1u << 12;      // IPv6 in UDP 3544
+inline constexpr uint32_t ayiya = 1u << 13;       // IP in UDP 5072
+inline constexpr uint32_t gtp = 1u << 14;         // GTP-U G-PDU (UDP 2152)
+inline constexpr uint32_t other = 1u << 15;
+}  // namespace encap
+// Names of the encap bits by bit position (empty: unused), for logs and labels.
+inline constexpr std::array<std::string_view, 16> encap_names = {
+    "vlan",   "qinq",       "mpls", "pbb",    "pppoe",  "gre",   "erspan", "vxlan",
+    "geneve", "ip_in_ip",   "fabricpath", "wlan", "teredo", "ayiya", "gtp", "other"};
+
+struct ParsedPacket {
+    // Addresses of the innermost IP header, always 16 bytes: IPv4 as IPv4-mapped IPv6
+    // (::ffff:a.b.c.d) so that one key type serves both families.
+    std::array<uint8_t, 16> src;
+    std::array<uint8_t, 16> dst;
+    uint16_t sport;
+    uint16_t dport;
+    uint32_t seq;
+    uint32_t ack;
+    uint32_t payload_len;     // TCP payload length from the IP length fields
+    uint16_t window;
+    uint8_t flags;            // TCP flags byte (closetap::tcp_flag bits)
+    uint8_t ip_version;       // 4 or 6 (innermost)
+    uint8_t wscale;           // window-scale option value on SYNs, 0xff when absent
+    uint8_t vlan_depth;       // 802.1Q/802.1ad tags seen (all layers)
+    // Offset of the TCP payload from the start of the frame (the end of the TCP options). It can
+    // lie beyond caplen when the snap length cut the options; payload_caplen is 0 then.
+    uint16_t payload_offset;
+    uint16_t payload_caplen;  // payload bytes actually captured (<= payload_len, saturates)
+    uint32_t encap;           // encap:: bits
+    bool checksum_bad;        // only set when ParseOptions::verify_checksums
+};
+
+struct ParseOptions {
+    LinkType link = LinkType::ethernet;
+    bool verify_checksums = false;  // IPv4 header + TCP checksum when the segment is complete
+};
+
+// Parses one frame, decapsulating down to the innermost IP header. On PacketClass::tcp `out` is
+// filled; on PacketClass::error `err` names why (`err` is left alone otherwise). `encap` and
+// `vlan_depth` are filled for every class; `src`/`dst`/`ip_version` once an IP header was read
+// (so also for non_tcp and ip_fragment). Only the fixed 20-byte TCP header must be captured:
+// options cut by the snap length leave `wscale` at 0xff. Never reads data[caplen] or beyond.
+PacketClass parse_packet(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
+                         ParsedPacket& out, ParseError& err) noexcept;
+
+}  // namespace closetap

@@ -1,0 +1,42 @@
+// Port set-up for any ethdev (net_pcap, af_packet, memif, ring, PCI NICs): one mbuf pool and
+// rx queue per port, promiscuous (a tap sees other hosts' traffic), capture timestamps where the
+// driver gives them in wall-clock microseconds (net_pcap).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "exporters/metrics.hh"
+
+struct rte_mempool;
+
+namespace closetap {
+
+struct Options;
+
+struct PortInfo {
+    uint16_t port_id;
+    std::string name;    // ethdev name: the `port` label
+    std::string driver;
+    uint16_t rx_queues = 1;
+    bool ts_from_mbuf = false;  // packet time from the rx timestamp dynfield (net_pcap)
+    rte_mempool* pool = nullptr;
+};
+
+struct RxTimestamp {
+    int offset = -1;      // dynfield offset, -1 when not registered
+    uint64_t flag = 0;    // ol_flags bit set on mbufs that carry it
+};
+
+// Registers the rx timestamp dynfield; call once before configuring ports.
+RxTimestamp register_rx_timestamp();
+
+// Configures and starts the selected ports (all when `names` is empty). Throws
+// std::runtime_error naming the port and DPDK's reason.
+std::vector<PortInfo> setup_ports(const Options& opt);
+void stop_ports(const std::vector<PortInfo>& ports) noexcept;
+
+PortDrops read_port_drops(const PortInfo& p) noexcept;
+
+}  // namespace closetap

@@ -1,0 +1,195 @@
+#include "pipeline/worker.hh"
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "exporters/conn_log.hh"
+
+namespace closetap {
+namespace {
+
+constexpr unsigned prefetch_ahead = 4;
+constexpr unsigned expire_budget = 64;  // entries the sweep looks at per loop
+
+struct Burst {
+    rte_mbuf* pkts[max_burst];
+    FlowKey keys[max_burst];
+    uint32_t hashes[max_burst];
+    TcpSegment segs[max_burst];
+    const uint8_t* payload[max_burst];
+    uint16_t payload_caplen[max_burst];
+    bool tcp[max_burst];
+};
+
+// Label a flow from the first payload of each direction, once per direction, until a
+// signature matches (pipeline/app_classifier.hh: only the first bytes are scanned).
+inline void classify_app(Worker& w, FlowEntry& e, const TcpSegment& s, const uint8_t* payload,
+                         uint16_t caplen) noexcept {
+    if (w.apps == nullptr || e.app != 0 || caplen == 0) return;
+    const uint8_t bit = static_cast<uint8_t>(1u << s.dir);
+    if (e.app_tried & bit) return;
+    e.app_tried |= bit;
+    const bool from_orig = s.dir == e.conn.orig_dir();
+    e.app = w.apps->classify(w.app_scratch, from_orig, from_orig ? s.dst_port : s.src_port, payload,
+                             caplen);
+}
+
+// Hands an ended connection to the control thread.
+struct RecordSink {
+    Worker& w;
+    void operator()(const FlowEntry& e, const ConnResult& r) const noexcept {
+        w.stats.count_conn(r, e.app);
+        ConnRecord rec = make_record(e, r, static_cast<uint8_t>(w.id));
+        while (rte_ring_sp_enqueue_elem(w.records, &rec, sizeof(rec)) != 0) {
+            if (!w.lossless) {
+                w.stats.records_dropped.add();
+                return;
+            }
+            rte_pause();  // offline: the writer drains; a file read has no packets to lose
+        }
+    }
+};
+
+inline uint64_t tsc_now_us(const Worker& w) noexcept {
+    return w.wall0_us + (rte_rdtsc() - w.tsc0) * 1000000u / w.tsc_hz;
+}
+
+void sync_table_counters(Worker& w) noexcept {
+    const FlowTable& t = *w.table;
+    w.stats.flows_active.set(t.active());
+    w.stats.flows_created.set(t.counters().created);
+    for (size_t r = 0; r < count_of<EvictReason>; r++) w.stats.evictions[r].set(t.counters().evictions[r]);
+}
+
+// Parse a burst, build keys, prefetch buckets; then apply the segments in arrival order.
+void process_burst(Worker& w, const WorkerQueue& q, Burst& b, unsigned n, uint64_t& now_us) noexcept {
+    WorkerStats& st = w.stats;
+    for (unsigned i = 0; i < n && i < prefetch_ahead; i++)
+        rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i], void*));
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (i + prefetch_ahead < n) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i + prefetch_ahead], void*));
+        rte_mbuf* m = b.pkts[i];
+        bytes += rte_pktmbuf_pkt_len(m);
+        uint64_t ts = now_us;
+        if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag))
+            ts = *RTE_MBUF_DYNFIELD(m, w.ts.offset, rte_mbuf_timestamp_t*);
+        if (ts > now_us) now_us = ts;
+
+        ParsedPacket pp;
+        ParseError err;
+        PacketClass c = parse_packet(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
+                                     q.parse, pp, err);
+        st.packet_class[static_cast<size_t>(c)].add();
+        b.tcp[i] = false;
+        if (c == PacketClass::error) {
+            st.parse_errors[static_cast<size_t>(err)].add();
+            continue;
+        }
+        if (c != PacketClass::tcp) continue;
+        if (pp.checksum_bad) {
+            st.checksum_bad.add();
+            continue;
+        }
+        TcpSegment& s = b.segs[i];
+        s.dir = make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, b.keys[i]);
+        s.ts_us = ts;
+        s.seq = pp.seq;
+        s.ack = pp.ack;
+        s.payload_len = pp.payload_len;
+        s.window = pp.window;
+        s.flags = pp.flags;
+        s.src_port = pp.sport;
+        s.dst_port = pp.dport;
+        s.wscale = pp.wscale;
+        b.payload[i] = rte_pktmbuf_mtod(m, const uint8_t*) + pp.payload_offset;
+        b.payload_caplen[i] = pp.payload_caplen;
+        b.hashes[i] = flow_hash(b.keys[i]);
+        w.table->prefetch(b.hashes[i]);
+        b.tcp[i] = true;
+    }
+    st.rx_packets[q.slot].add(n);
+    st.rx_bytes[q.slot].add(bytes);
+
+    RecordSink sink{w};
+    for (unsigned i = 0; i < n; i++) {
+        if (!b.tcp[i]) continue;
+        FlowEntry* e = w.table->process(b.keys[i], b.hashes[i], b.segs[i], sink);
+        if (e == nullptr) {
+            st.flow_alloc_failed.add();
+            continue;
+        }
+        classify_app(w, *e, b.segs[i], b.payload[i], b.payload_caplen[i]);
+    }
+    rte_pktmbuf_free_bulk(b.pkts, n);
+}
+
+}  // namespace
+
+rte_ring* create_record_ring(unsigned worker_id, unsigned socket_id) {
+    std::string name = "records_" + std::to_string(worker_id);
+    rte_ring* r = rte_ring_create_elem(name.c_str(), sizeof(ConnRecord), 8192, static_cast<int>(socket_id),
+                                       RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (r == nullptr)
+        throw std::runtime_error("cannot create the record ring: " + std::string(rte_strerror(rte_errno)));
+    return r;
+}
+
+int worker_main(void* arg) {
+    Worker& w = *static_cast<Worker*>(arg);
+    static thread_local Burst burst;  // per lcore, allocated once with the thread
+    Burst& b = burst;
+    uint64_t now_us = 0;  // packet time: capture time offline, TSC-derived wall time live
+    bool any_live = false;
+    for (unsigned qi = 0; qi < w.nb_queues; qi++) any_live |= !w.queues[qi].ts_from_mbuf;
+    RecordSink sink{w};
+
+    while (!w.stop_rx.load(std::memory_order_acquire)) {
+        w.stats.loops.add();
+        if (any_live) {
+            uint64_t t = tsc_now_us(w);
+            if (t > now_us) now_us = t;
+        }
+        bool busy = false;
+        uint64_t t0 = rte_rdtsc();
+        for (unsigned qi = 0; qi < w.nb_queues; qi++) {
+            const WorkerQueue& q = w.queues[qi];
+            uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, b.pkts, static_cast<uint16_t>(w.burst));
+            if (n == 0) continue;
+            busy = true;
+            process_burst(w, q, b, n, now_us);
+        }
+        w.table->expire(now_us, expire_budget, sink);
+        if (busy) {
+            w.stats.busy_loops.add();
+            w.stats.busy_cycles.add(rte_rdtsc() - t0);
+            sync_table_counters(w);
+            if (now_us > w.stats.max_ts_us.get()) w.stats.max_ts_us.set(now_us);
+        }
+    }
+    if (now_us > w.stats.max_ts_us.get()) w.stats.max_ts_us.set(now_us);
+    sync_table_counters(w);
+    w.rx_stopped.store(true, std::memory_order_release);
+
+    // End of input: the control thread tells every worker the same flush time (the latest packet
+    // time of all workers), so which connections count as timed out does not depend on how the
+    // packets were spread over workers.
+    while (!w.flush_go.load(std::memory_order_acquire)) rte_pause();
+    w.lossless = true;  // the control thread is draining: every flushed record reaches the log
+    w.table->flush(w.flush_ts_us.load(std::memory_order_relaxed), EndCause::end_of_input, sink);
+    sync_table_counters(w);
+    w.done.store(true, std::memory_order_release);
+    return 0;
+}
+
+}  // namespace closetap

@@ -1,0 +1,160 @@
+// Exporters: the conn log's JSON and the Prometheus exposition built from per-worker counters.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "exporters/conn_log.hh"
+#include "exporters/metrics.hh"
+#include "exporters/summary.hh"
+
+using namespace closetap;
+
+namespace {
+
+ConnResult sample_result() {
+    ConnResult r{};
+    r.ts_first_us = 1700000000123456;
+    r.ts_last_us = 1700000001123456;
+    r.teardown_us = 1500;
+    r.orig_pkts = 6;
+    r.resp_pkts = 4;
+    r.close = Close::fin_3way;
+    r.initiator = Initiator::resp;
+    r.fin_ack_orig = FinAck::exact;
+    r.fin_ack_resp = FinAck::cumulative;
+    r.conn_state = ConnState::SF;
+    r.reason = Reason::none;
+    r.end_cause = EndCause::closed;
+    r.orig_dir = 1;
+    std::snprintf(r.history, sizeof(r.history), "ShADadfF");
+    return r;
+}
+
+FlowEntry sample_entry() {
+    FlowEntry e{};
+    e.key.addr[0] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+    e.key.addr[1] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
+    e.key.port[0] = 80;
+    e.key.port[1] = 51000;
+    return e;
+}
+
+// Value of one sample line in the exposition text, or -1.
+double sample(const std::string& text, const std::string& series) {
+    auto pos = text.find("\n" + series + " ");
+    if (pos == std::string::npos) return -1;
+    return std::stod(text.substr(pos + series.size() + 2));
+}
+
+}  // namespace
+
+TEST(ConnLog, RecordIsOrientedByOriginator) {
+    ConnRecord rec = make_record(sample_entry(), sample_result(), 0);
+    EXPECT_EQ(format_addr(rec.orig_h), "10.0.0.2");
+    EXPECT_EQ(rec.orig_p, 51000);
+    EXPECT_EQ(format_addr(rec.resp_h), "10.0.0.1");
+    EXPECT_EQ(rec.resp_p, 80);
+}
+
+TEST(ConnLog, JsonHasSpecKeysAndValues) {
+    ConnRecord rec = make_record(sample_entry(), sample_result(), 0);
+    auto j = nlohmann::json::parse(to_json_line(rec, {"unknown"}));
+    for (const char* k : {"ts", "orig_h", "orig_p", "resp_h", "resp_p", "close", "initiator",
+                          "half_close", "conn_state", "history", "fin_ack", "teardown_s",
+                          "orig_pkts", "resp_pkts", "app", "reason"})
+        EXPECT_TRUE(j.contains(k)) << k;
+    EXPECT_DOUBLE_EQ(j["ts"].get<double>(), 1700000000.123456);
+    EXPECT_EQ(j["close"], "fin_3way");
+    EXPECT_EQ(j["initiator"], "resp");
+    EXPECT_EQ(j["conn_state"], "SF");
+    EXPECT_EQ(j["history"], "ShADadfF");
+    EXPECT_EQ(j["fin_ack"]["orig"], "exact");
+    EXPECT_EQ(j["fin_ack"]["resp"], "cumulative");
+    EXPECT_DOUBLE_EQ(j["teardown_s"].get<double>(), 0.0015);
+    EXPECT_TRUE(j["reason"].is_null());
+    EXPECT_EQ(j["app"], "unknown");
+}
+
+TEST(ConnLog, AbnormalHasReasonAndNoTeardownIsNull) {
+    ConnResult r = sample_result();
+    r.close = Close::no_answer;
+    r.initiator = Initiator::none;
+    r.reason = Reason::no_answer;
+    r.teardown_us = -1;
+    auto j = nlohmann::json::parse(to_json_line(make_record(sample_entry(), r, 0), {"unknown"}));
+    EXPECT_EQ(j["reason"], "no_answer");
+    EXPECT_TRUE(j["teardown_s"].is_null());
+}
+
+TEST(ConnLog, Ipv6AddressesAreCompressed) {
+    std::array<uint8_t, 16> a{0xfd, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    EXPECT_EQ(format_addr(a), "fd77::1");
+}
+
+TEST(Metrics, SumsWorkersAtCollectionTime) {
+    WorkerStats a, b;
+    ConnResult r = sample_result();
+    a.count_conn(r, 0);
+    b.count_conn(r, 0);
+    r.close = Close::rst;
+    r.initiator = Initiator::orig;
+    r.reason = Reason::rst_orig;
+    r.conn_state = ConnState::RSTO;
+    r.fin_ack_orig = r.fin_ack_resp = FinAck::none;
+    b.count_conn(r, 0);
+    a.rx_packets[0].add(7);
+    b.rx_packets[0].add(5);
+    a.parse_errors[static_cast<size_t>(ParseError::truncated_tcp)].add(3);
+
+    MetricsSources src;
+    src.workers = {&a, &b};
+    src.port_names = {"net_pcap0"};
+    src.port_drops = [](size_t) {
+        PortDrops d;
+        d.imissed = 11;
+        return d;
+    };
+    src.version = "test";
+    MetricsCollector c(src);
+    std::string text = serialize_metrics(c);
+
+    EXPECT_EQ(sample(text, R"(closetap_tcp_closes_total{close="fin_3way",initiator="resp"})"), 2);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_closes_total{close="rst",initiator="orig"})"), 1);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_conn_state_total{conn_state="SF"})"), 2);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_abnormal_closes_total{reason="rst_orig",app="unknown"})"), 1);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_fin_ack_total{outcome="exact"})"), 2);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_fin_ack_total{outcome="cumulative"})"), 2);
+    EXPECT_EQ(sample(text, R"(closetap_rx_packets_total{port="net_pcap0"})"), 12);
+    EXPECT_EQ(sample(text, R"(closetap_rx_dropped_packets_total{port="net_pcap0",reason="imissed"})"), 11);
+    EXPECT_EQ(sample(text, R"(closetap_parse_errors_total{reason="truncated_tcp"})"), 3);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_teardown_duration_seconds_count{close="fin_3way"})"), 2);
+    // 1.5 ms falls in the 5 ms bucket, not the 1 ms one.
+    EXPECT_EQ(sample(text, R"(closetap_tcp_teardown_duration_seconds_bucket{close="fin_3way",le="0.001"})"), 0);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_teardown_duration_seconds_bucket{close="fin_3way",le="0.005"})"), 2);
+    EXPECT_EQ(sample(text, R"(closetap_tcp_teardown_duration_seconds_bucket{close="fin_3way",le="+Inf"})"), 2);
+    EXPECT_NE(text.find("# TYPE closetap_flows_active gauge"), std::string::npos);
+    EXPECT_NE(text.find("closetap_flowtable_evictions_total{reason=\"bucket_full\"}"), std::string::npos);
+}
+
+TEST(Metrics, LabelsNeverCarryAddresses) {
+    WorkerStats w;
+    w.count_conn(sample_result(), 0);
+    MetricsSources src;
+    src.workers = {&w};
+    src.port_names = {"net_pcap0"};
+    std::string text = serialize_metrics(MetricsCollector(src));
+    EXPECT_EQ(text.find("10.0.0."), std::string::npos);
+    EXPECT_EQ(text.find("51000"), std::string::npos);
+}
+
+TEST(Summary, ShowsClosesByPatternAndInitiator) {
+    WorkerStats w;
+    w.count_conn(sample_result(), 0);
+    w.rx_packets[0].add(10);
+    MetricsSources src;
+    src.workers = {&w};
+    src.port_names = {"p0"};
+    std::string s = format_summary(src, 1.0);
+    EXPECT_NE(s.find("fin_3way"), std::string::npos);
+    EXPECT_NE(s.find("10 packets"), std::string::npos);
+}
