@@ -70,8 +70,8 @@ inline constexpr int max_encap_layers = 8;      // MPLS stacks, PBB, PPPoE, tunn
 
 // Bits of ParsedPacket::encap: outer layers the packet arrived in.
 namespace encap {
-inline constexpr uint32_t vlan = 1u << 0;
-inline constexpr uint32_t qinq = 1u << 1;
+inline constexpr uint32_t vlan = 1u << 0;  // any 802.1Q/802.1ad tag
+inline constexpr uint32_t qinq = 1u << 1;  // two or more tags stacked (whatever the TPIDs)
 inline constexpr uint32_t mpls = 1u << 2;
 inline constexpr uint32_t pbb = 1u << 3;
 inline constexpr uint32_t pppoe = 1u << 4;
@@ -82,15 +82,15 @@ inline constexpr uint32_t geneve = 1u << 8;
 inline constexpr uint32_t ip_in_ip = 1u << 9;
 inline constexpr uint32_t fabricpath = 1u << 10;  // Cisco FabricPath (ethertype 0x8903)
 inline constexpr uint32_t wlan = 1u << 11;        // 802.11 data frame (Aruba GRE 0x8200..0x8370)
-inline constexpr uint32_t teredo = 1u << 12;      // IPv6 in UDP 3544
+inline constexpr uint32_t teredo = 1u << 12;      // IPv6 in UDP: port 3544 or a 2001:0::/32 end
 inline constexpr uint32_t ayiya = 1u << 13;       // IP in UDP 5072
 inline constexpr uint32_t gtp = 1u << 14;         // GTP-U G-PDU (UDP 2152)
 inline constexpr uint32_t other = 1u << 15;
 }  // namespace encap
-// Names of the encap bits by bit position (empty: unused), for logs and labels.
+// Names of the encap bits by bit position, for logs and labels.
 inline constexpr std::array<std::string_view, 16> encap_names = {
-    "vlan",   "qinq",       "mpls", "pbb",    "pppoe",  "gre",   "erspan", "vxlan",
-    "geneve", "ip_in_ip",   "fabricpath", "wlan", "teredo", "ayiya", "gtp", "other"};
+    "vlan",     "qinq",       "mpls", "pbb",    "pppoe", "gre", "erspan", "vxlan",
+    "geneve",   "ip_in_ip",   "fabricpath", "wlan", "teredo", "ayiya", "gtp", "other"};
 
 struct ParsedPacket {
     // Addresses of the innermost IP header, always 16 bytes: IPv4 as IPv4-mapped IPv6
