@@ -10,10 +10,12 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential meson ninja-build pkg-config python3 libdpdk-dev prometheus-cpp-dev
           nlohmann-json3-dev libcli11-dev libfmt-dev libpcap-dev libgtest-dev libgmock-dev
           libhyperscan-dev libyaml-cpp-dev)
+# What the end-to-end tests drive: network namespaces, captures, a real Prometheus server.
+TEST_PACKAGES=(iproute2 tcpdump ethtool prometheus)
 
 install_deps() {
     local missing=()
-    for p in "${PACKAGES[@]}"; do
+    for p in "${PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -62,7 +64,7 @@ demo)
     echo "run.sh: records in build/demo/conns.jsonl, metrics in build/demo/final.prom"
     ;;
 test)
-    install_deps
+    install_deps "${TEST_PACKAGES[@]}"
     quick=0
     [ "${2:-}" = "--quick" ] && quick=1
     passed=0 failed=0 skipped=0

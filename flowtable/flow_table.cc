@@ -15,14 +15,9 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts)
     // candidate buckets are full negligible below capacity (cuckoo-style load factor ~25%).
     uint64_t nbuckets = std::bit_ceil(std::max<uint64_t>(2, (uint64_t{capacity} + 1) / 2));
     bucket_mask_ = static_cast<uint32_t>(nbuckets - 1);
-    buckets_ = std::make_unique<Bucket[]>(nbuckets);  // value-initialised: all zero = empty
-    for (uint64_t b = 0; b < nbuckets; b++)
-        for (unsigned s = 0; s < bucket_slots; s++) buckets_[b].idx[s] = no_entry;
-    entries_ = std::make_unique<FlowEntry[]>(capacity);
-    free_ = std::make_unique<uint32_t[]>(capacity);
-    // Hand out low indices first so a small working set stays in few pages.
-    for (uint32_t i = 0; i < capacity; i++) free_[i] = capacity - 1 - i;
-    free_top_ = capacity;
+    buckets_ = ZeroedArray<Bucket>(nbuckets);  // sig 0 = empty slot
+    entries_ = ZeroedArray<FlowEntry>(capacity);
+    free_ = ZeroedArray<uint32_t>(capacity);
 }
 
 FlowEntry* FlowTable::lookup(const FlowKey& key, uint32_t hash) noexcept {
@@ -40,7 +35,7 @@ FlowEntry* FlowTable::lookup(const FlowKey& key, uint32_t hash) noexcept {
 }
 
 uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
-    if (free_top_ == 0) return no_entry;
+    if (full()) return no_entry;
     const uint32_t b1 = hash & bucket_mask_, b2 = alt_bucket(hash);
     // Fill the emptier of the two buckets, so both stay short.
     auto free_slot = [](const Bucket& b) -> int {
@@ -57,7 +52,9 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
     if (load(buckets_[b2]) < load(buckets_[b1])) target = &buckets_[b2];
     int slot = free_slot(*target);
     if (slot < 0) return no_entry;
-    uint32_t idx = free_[--free_top_];
+    // Reuse released entries first; hand out fresh ones in order, so a small working set stays
+    // in few pages and the sweep only walks entries that were ever used.
+    uint32_t idx = free_top_ > 0 ? free_[--free_top_] : fresh_++;
     FlowEntry& e = entries_[idx];
     e.key = key;
     e.hash = hash;
@@ -78,7 +75,7 @@ void FlowTable::remove(uint32_t idx) noexcept {
         for (unsigned s = 0; s < bucket_slots; s++) {
             if (bk.idx[s] == idx && bk.sig[s] != 0) {
                 bk.sig[s] = 0;
-                bk.idx[s] = no_entry;
+                bk.idx[s] = 0;
                 e.in_use = 0;
                 free_[free_top_++] = idx;
                 active_--;

@@ -18,6 +18,7 @@
 #include "flowtable/flow_key.hh"
 #include "flowtable/tcp_conn.hh"
 #include "flowtable/timeouts.hh"
+#include "flowtable/zeroed_array.hh"
 
 namespace closetap {
 
@@ -103,17 +104,21 @@ private:
     uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t now_us, Sink& sink) noexcept;
     // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.
     uint32_t pick_victim(uint32_t hash) const noexcept;
+    bool full() const noexcept { return free_top_ == 0 && fresh_ == capacity_; }
 
     uint32_t capacity_;
     uint32_t bucket_mask_;
     uint32_t active_ = 0;
-    uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are free indices
+    uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are released indices
+    uint32_t fresh_ = 0;     // entries [fresh_, capacity_) were never used
     uint32_t cursor_ = 0;    // expiry sweep position
     FlowTimeouts timeouts_;
     FlowTableCounters counters_;
-    std::unique_ptr<Bucket[]> buckets_;
-    std::unique_ptr<FlowEntry[]> entries_;
-    std::unique_ptr<uint32_t[]> free_;
+    // Zero-filled by the kernel on first touch (mmap): a table sized for millions of flows costs
+    // nothing at start-up, and all-zero is the empty state of every array.
+    ZeroedArray<Bucket> buckets_;
+    ZeroedArray<FlowEntry> entries_;
+    ZeroedArray<uint32_t> free_;
 };
 
 template <typename Sink>
@@ -133,12 +138,12 @@ uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t 
     // No room: either both buckets are full or the pool is empty. Evict the best candidate of
     // the two buckets; if they hold nothing (pool empty, buckets empty), take the sweep's next
     // entry so the policy still frees exactly one flow.
-    EvictReason why = free_top_ == 0 ? EvictReason::table_full : EvictReason::bucket_full;
+    EvictReason why = full() ? EvictReason::table_full : EvictReason::bucket_full;
     uint32_t victim = pick_victim(hash);
     if (victim == no_entry) {
-        for (uint32_t n = 0; n < capacity_ && victim == no_entry; n++) {
+        for (uint32_t n = 0; n < fresh_ && victim == no_entry; n++) {
             uint32_t i = cursor_++;
-            if (cursor_ == capacity_) cursor_ = 0;
+            if (cursor_ >= fresh_) cursor_ = 0;
             if (entries_[i].in_use) victim = i;
         }
     }
@@ -189,7 +194,7 @@ unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexce
     unsigned expired = 0;
     for (unsigned n = 0; n < budget && active_ > 0; n++) {
         uint32_t i = cursor_++;
-        if (cursor_ == capacity_) cursor_ = 0;
+        if (cursor_ >= fresh_) cursor_ = 0;
         FlowEntry& e = entries_[i];
         if (e.in_use && timed_out(e, now_us)) {
             end(i, timeout_cause(e), sink);
@@ -202,7 +207,7 @@ unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexce
 
 template <typename Sink>
 void FlowTable::flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept {
-    for (uint32_t i = 0; i < capacity_ && active_ > 0; i++) {
+    for (uint32_t i = 0; i < fresh_ && active_ > 0; i++) {
         FlowEntry& e = entries_[i];
         if (!e.in_use) continue;
         end(i, timed_out(e, now_us) ? timeout_cause(e) : cause, sink);

@@ -735,8 +735,12 @@ TimeoutClass TcpConn::timeout_class() const noexcept {
         return TimeoutClass::syn_sent;
     const bool o_done = o == ZeekState::closed || o == ZeekState::reset;
     const bool r_done = r == ZeekState::closed || r == ZeekState::reset;
+    // Zeek's PartialCloseTimer also ends a connection whose peer is only PARTIAL (picked up
+    // mid-stream, never synchronised) once the other side has closed.
+    const bool o_quiet = o == ZeekState::inactive || o == ZeekState::partial;
+    const bool r_quiet = r == ZeekState::inactive || r == ZeekState::partial;
     if (o == ZeekState::reset || r == ZeekState::reset || (o_done && r_done) ||
-        (o_done && r == ZeekState::inactive) || (r_done && o == ZeekState::inactive))
+        (o_done && r_quiet) || (r_done && o_quiet))
         return TimeoutClass::closed;
     switch (close_state()) {
     case CloseState::fin1_o:

@@ -161,7 +161,7 @@ std::vector<std::string> build_eal_args(const std::string& prog, const std::vect
         if (!has_any(user, {"-m"})) {
             // Mbuf pool, rings and DPDK's own allocations; the flow table lives outside EAL memory.
             a.push_back("-m");
-            a.push_back("512");
+            a.push_back("256");
         }
     }
     // A tap tool must not take over a NIC nobody named: PCI devices are used only when the user

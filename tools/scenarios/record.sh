@@ -7,6 +7,12 @@
 # Writes OUTDIR/scenarios.pcap and OUTDIR/scenarios.tsv.  See README.md.
 # CTSCEN_KEEP_WORK=1 keeps the per-attempt captures and logs for debugging.
 #
+# Live observation (tests/e2e/): CTSCEN_OBSERVE="command" runs that command inside the server
+# namespace for the whole run (DEV names the interface, CTSCEN_READY a file it must create once
+# it is ready) and stops it with SIGTERM after the last scenario; its exit status fails the run.
+# An observer sees every attempt, so with one there are no retries: a scenario whose pattern did
+# not come out fails the run (exit 3) instead.
+#
 # Two throw-away network namespaces (client 10.77.0.1 / fd77::1, server
 # 10.77.0.2 / fd77::2) are joined by a veth pair; nothing is sent anywhere
 # else.  Each scenario attempt gets its own capture; the attempt is checked
@@ -19,6 +25,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCEN="$HERE/scenario.py"
 PY=${PYTHON:-/usr/bin/python3}
 MAX_ATTEMPTS=5
+[[ -n ${CTSCEN_OBSERVE:-} ]] && MAX_ATTEMPTS=1
 
 # PID in the names so parallel runs do not clash.  The veth ends are created
 # directly inside the namespaces, so their names never meet in the root one.
@@ -68,12 +75,14 @@ mkdir -p "$OUTDIR"
 WORK=$(mktemp -d /tmp/ctscen.XXXXXX)
 TCPDUMP_PID=
 SERVER_PID=
+OBSERVER_PID=
 
 cleanup() {
     local rc=$?
     set +e
     [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     [[ -n $TCPDUMP_PID ]] && kill "$TCPDUMP_PID" 2>/dev/null && wait "$TCPDUMP_PID" 2>/dev/null
+    [[ -n $OBSERVER_PID ]] && kill "$OBSERVER_PID" 2>/dev/null && wait "$OBSERVER_PID" 2>/dev/null
     ip netns del "$NS_C" 2>/dev/null
     ip netns del "$NS_S" 2>/dev/null
     if [[ ${CTSCEN_KEEP_WORK:-0} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -201,8 +210,33 @@ run_attempt() {
     return "$rc"
 }
 
+start_observer() {
+    [[ -n ${CTSCEN_OBSERVE:-} ]] || return 0
+    local ready="$WORK/observer.ready"
+    DEV=$DEV CTSCEN_READY=$ready ip netns exec "$NS_S" bash -c "$CTSCEN_OBSERVE" &
+    OBSERVER_PID=$!
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [[ -e $ready ]] && { log "observer ready"; return 0; }
+        kill -0 "$OBSERVER_PID" 2>/dev/null || die "observer exited before it was ready"
+        sleep 0.1
+    done
+    die "observer not ready after 60 s"
+}
+
+stop_observer() {
+    [[ -n $OBSERVER_PID ]] || return 0
+    kill -TERM "$OBSERVER_PID"
+    local rc=0
+    wait "$OBSERVER_PID" || rc=$?
+    OBSERVER_PID=
+    ((rc == 0)) || die "observer failed (exit $rc)"
+    log "observer done"
+}
+
 main() {
     setup_net
+    start_observer
     local accepted=() rows="$WORK/rows.tsv"
     : >"$rows"
     local name port close init half state target
@@ -234,12 +268,16 @@ main() {
             sleep 0.5
         done
         [[ $name == simultaneous_close ]] && slow_link del
-        ((ok)) || die "$name: no good attempt in $MAX_ATTEMPTS"
+        if ((!ok)); then
+            [[ -n $OBSERVER_PID ]] && { log "$name: pattern not produced under observation"; exit 3; }
+            die "$name: no good attempt in $MAX_ATTEMPTS"
+        fi
         log "$name: ok (attempt $attempt)"
         tail -n +2 "$p.tsv" >>"$rows"
         accepted+=("$p.pcap")
         sleep 0.5  # keep scenarios apart in time
     done 3<<<"$SCENARIOS"
+    stop_observer
 
     # Assemble in the work dir and re-check the merged result as a whole
     # (every row present and correct, no unlisted connection, and libpcap
