@@ -2,10 +2,10 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
 
 namespace closetap {
 
@@ -32,7 +32,7 @@ std::string format_addr(const std::array<uint8_t, 16>& a) {
     return buf;
 }
 
-std::string to_json_line(const ConnRecord& rec, const std::vector<std::string>& app_names) {
+nlohmann::ordered_json to_json(const ConnRecord& rec, const std::vector<std::string>& app_names) {
     const ConnResult& r = rec.r;
     auto secs = [](uint64_t us) { return static_cast<double>(us) / 1e6; };
     nlohmann::ordered_json j;
@@ -63,31 +63,78 @@ std::string to_json_line(const ConnRecord& rec, const std::vector<std::string>& 
     else
         j["reason"] = to_string(r.reason);
     j["end"] = to_string(r.end_cause);
-    return j.dump();
+    return j;
 }
 
-void ConnLogWriter::open(const std::string& path) {
+std::string to_json_line(const ConnRecord& rec, const std::vector<std::string>& app_names) {
+    return to_json(rec, app_names).dump();
+}
+
+void LineFile::open(const std::string& path, const char* what) {
     f_ = path == "-" ? stdout : std::fopen(path.c_str(), "w");
     if (f_ == nullptr)
-        throw std::runtime_error("cannot open conn log " + path + ": " + std::strerror(errno));
+        throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " +
+                                 std::strerror(errno));
 }
 
-ConnLogWriter::~ConnLogWriter() {
+LineFile::~LineFile() {
     if (f_ != nullptr && f_ != stdout) std::fclose(f_);
 }
 
-void ConnLogWriter::write(const ConnRecord& rec, const std::vector<std::string>& app_names) {
-    if (f_ == nullptr) return;
-    std::string line = to_json_line(rec, app_names);
+bool LineFile::write(std::string line) {
+    if (f_ == nullptr) return true;
     line.push_back('\n');
-    if (std::fwrite(line.data(), 1, line.size(), f_) != line.size())
-        errors_++;
-    else
+    return std::fwrite(line.data(), 1, line.size(), f_) == line.size();
+}
+
+bool LineFile::flush() { return f_ == nullptr || std::fflush(f_) == 0; }
+
+void ConnLogWriter::write(const ConnRecord& rec, const std::vector<std::string>& app_names) {
+    if (!file_.is_open()) return;
+    if (file_.write(to_json_line(rec, app_names)))
         written_++;
+    else
+        errors_++;
 }
 
 void ConnLogWriter::flush() {
-    if (f_ != nullptr && std::fflush(f_) != 0) errors_++;
+    if (!file_.flush()) errors_++;
+}
+
+void EventWriter::open(const std::string& path, double rate_per_s, double burst) {
+    file_.open(path, "event log");
+    rate_ = rate_per_s;
+    burst_ = burst;
+    tokens_ = burst;
+}
+
+void EventWriter::offer(const ConnRecord& rec, const std::vector<std::string>& app_names) {
+    if (!file_.is_open() || rec.r.reason == Reason::none) return;
+    // Refill by the connection's end time; records of different workers arrive slightly out of
+    // order, and an older one never takes tokens back.
+    const uint64_t t = rec.r.ts_last_us;
+    if (t > last_us_) {
+        if (last_us_ != 0) tokens_ = std::min(burst_, tokens_ + double(t - last_us_) / 1e6 * rate_);
+        last_us_ = t;
+    }
+    if (tokens_ < 1.0) {
+        suppressed_++;
+        return;
+    }
+    tokens_ -= 1.0;
+    nlohmann::ordered_json j;
+    j["event"] = "abnormal_close";
+    j["event_ts"] = double(rec.r.ts_last_us) / 1e6;
+    const nlohmann::ordered_json body = to_json(rec, app_names);
+    for (auto it = body.begin(); it != body.end(); ++it) j[it.key()] = *it;
+    if (file_.write(j.dump()))
+        written_++;
+    else
+        errors_++;
+}
+
+void EventWriter::flush() {
+    if (!file_.flush()) errors_++;
 }
 
 }  // namespace closetap

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "flowtable/conn_types.hh"
 #include "flowtable/flow_table.hh"
 
@@ -31,30 +33,62 @@ ConnRecord make_record(const FlowEntry& e, const ConnResult& r, uint8_t worker) 
 // "10.0.0.1" for IPv4-mapped addresses, RFC 5952 text for IPv6.
 std::string format_addr(const std::array<uint8_t, 16>& a);
 
-// One conn log line (no trailing newline).
+// The record as JSON (SPEC section 3 keys) and as one conn log line (no trailing newline).
+nlohmann::ordered_json to_json(const ConnRecord& rec, const std::vector<std::string>& app_names);
 std::string to_json_line(const ConnRecord& rec, const std::vector<std::string>& app_names);
 
-// Appends JSON lines to a file. Write failures (full disk) are counted, not thrown, so a bad
-// disk never stops the pipeline; opening fails loudly at start-up.
+// A file of lines. Write failures (full disk) are counted, not thrown, so a bad disk never
+// stops the pipeline; opening fails loudly at start-up.
+class LineFile {
+public:
+    LineFile() = default;
+    ~LineFile();
+    LineFile(const LineFile&) = delete;
+    LineFile& operator=(const LineFile&) = delete;
+
+    void open(const std::string& path, const char* what);  // throws std::runtime_error; "-" = stdout
+    bool is_open() const { return f_ != nullptr; }
+    bool write(std::string line);  // appends '\n'; false on a write error
+    bool flush();
+
+private:
+    std::FILE* f_ = nullptr;
+};
+
+// The conn log: one JSON object per ended connection.
 class ConnLogWriter {
 public:
-    ConnLogWriter() = default;
-    explicit ConnLogWriter(const std::string& path) { open(path); }
-    void open(const std::string& path);  // throws std::runtime_error
-    ~ConnLogWriter();
-    ConnLogWriter(const ConnLogWriter&) = delete;
-    ConnLogWriter& operator=(const ConnLogWriter&) = delete;
-
-    bool is_open() const { return f_ != nullptr; }
+    void open(const std::string& path) { file_.open(path, "conn log"); }
     void write(const ConnRecord& rec, const std::vector<std::string>& app_names);
     void flush();
     uint64_t written() const { return written_; }
     uint64_t write_errors() const { return errors_; }
 
 private:
-    std::FILE* f_ = nullptr;
+    LineFile file_;
     uint64_t written_ = 0;
     uint64_t errors_ = 0;
+};
+
+// Abnormal closes as events (--events): one JSON line per connection whose close has a
+// reason, rate-limited by a token bucket on the connections' own end times (packet time), so a
+// reset storm cannot fill a disk and a replay writes the same events on every run. What the
+// bucket refuses is counted as suppressed.
+class EventWriter {
+public:
+    void open(const std::string& path, double rate_per_s, double burst);
+    bool is_open() const { return file_.is_open(); }
+    void offer(const ConnRecord& rec, const std::vector<std::string>& app_names);
+    void flush();
+    uint64_t written() const { return written_; }
+    uint64_t suppressed() const { return suppressed_; }
+    uint64_t write_errors() const { return errors_; }
+
+private:
+    LineFile file_;
+    double rate_ = 0, burst_ = 0, tokens_ = 0;
+    uint64_t last_us_ = 0;
+    uint64_t written_ = 0, suppressed_ = 0, errors_ = 0;
 };
 
 }  // namespace closetap

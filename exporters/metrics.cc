@@ -36,6 +36,31 @@ template <typename F> uint64_t sum(const std::vector<const WorkerStats*>& ws, F&
     return s;
 }
 
+// One histogram series per close pattern, summed over workers.
+template <typename Get>
+MetricFamily histogram_family(std::string name, std::string help,
+                              const std::vector<const WorkerStats*>& ws, Get&& get) {
+    auto f = family(std::move(name), std::move(help), MetricType::Histogram);
+    for (size_t c = 0; c < count_of<Close>; c++) {
+        ClientMetric m;
+        m.label = {{"close", std::string(close_names[c])}};
+        uint64_t cum = 0, sum_us = 0;
+        const auto& bounds = std::remove_reference_t<decltype(get(*ws[0], c))>::bounds;
+        for (size_t b = 0; b <= bounds.size(); b++) {
+            for (const WorkerStats* w : ws) cum += get(*w, c).buckets[b].get();
+            ClientMetric::Bucket bk;
+            bk.cumulative_count = cum;
+            bk.upper_bound = b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
+            m.histogram.bucket.push_back(bk);
+        }
+        for (const WorkerStats* w : ws) sum_us += get(*w, c).sum_us.get();
+        m.histogram.sample_count = cum;
+        m.histogram.sample_sum = double(sum_us) / 1e6;
+        f.metric.push_back(std::move(m));
+    }
+    return f;
+}
+
 }  // namespace
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
@@ -82,6 +107,13 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         for (size_t e = 0; e < count_of<ParseError>; e++)
             add_value(f, {{"reason", std::string(parse_error_names[e])}},
                       double(sum(ws, [e](auto& w) -> auto& { return w.parse_errors[e]; })));
+        out.push_back(std::move(f));
+    }
+    {
+        auto f = family("closetap_tcp_checksum_errors_total",
+                        "TCP packets ignored for a bad IPv4 or TCP checksum (--verify-checksums)",
+                        MetricType::Counter);
+        add_value(f, {}, double(sum(ws, [](auto& w) -> auto& { return w.checksum_bad; })));
         out.push_back(std::move(f));
     }
     {
@@ -132,30 +164,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         }
         out.push_back(std::move(f));
     }
-    {
-        auto f = family("closetap_tcp_teardown_duration_seconds",
-                        "Time from the first FIN or RST to the last packet of the close",
-                        MetricType::Histogram);
-        for (size_t c = 0; c < count_of<Close>; c++) {
-            ClientMetric m;
-            m.label = {{"close", std::string(close_names[c])}};
-            uint64_t cum = 0;
-            for (size_t b = 0; b <= teardown_buckets_s.size(); b++) {
-                cum += sum(ws, [c, b](auto& w) -> auto& { return w.teardown[c].buckets[b]; });
-                ClientMetric::Bucket bk;
-                bk.cumulative_count = cum;
-                bk.upper_bound = b < teardown_buckets_s.size()
-                                     ? teardown_buckets_s[b]
-                                     : std::numeric_limits<double>::infinity();
-                m.histogram.bucket.push_back(bk);
-            }
-            m.histogram.sample_count = cum;
-            m.histogram.sample_sum =
-                double(sum(ws, [c](auto& w) -> auto& { return w.teardown[c].sum_us; })) / 1e6;
-            f.metric.push_back(std::move(m));
-        }
-        out.push_back(std::move(f));
-    }
+    out.push_back(histogram_family("closetap_tcp_teardown_duration_seconds",
+                                   "Time from the first FIN or RST to the last packet of the close",
+                                   ws, [](const WorkerStats& w, size_t c) -> auto& { return w.teardown[c]; }));
+    out.push_back(histogram_family("closetap_tcp_connection_duration_seconds",
+                                   "Connection lifetime, first to last packet, by close pattern",
+                                   ws, [](const WorkerStats& w, size_t c) -> auto& { return w.lifetime[c]; }));
     {
         auto f = family("closetap_conn_ended_total", "Connection records concluded, by what ended them",
                         MetricType::Counter);
@@ -193,6 +207,24 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                          MetricType::Counter);
         add_value(rd, {}, double(sum(ws, [](auto& w) -> auto& { return w.records_dropped; })));
         out.push_back(std::move(rd));
+    }
+    if (src_.control != nullptr) {
+        const ControlStats& c = *src_.control;
+        auto lw = family("closetap_conn_log_records_total", "Records written to the conn log",
+                         MetricType::Counter);
+        add_value(lw, {}, double(c.log_written.get()));
+        out.push_back(std::move(lw));
+        auto le = family("closetap_conn_log_write_errors_total",
+                         "Conn log records that could not be written (disk full, I/O error)",
+                         MetricType::Counter);
+        add_value(le, {}, double(c.log_errors.get()));
+        out.push_back(std::move(le));
+        auto ev = family("closetap_events_total", "Abnormal-close events, by what became of them",
+                         MetricType::Counter);
+        add_value(ev, {{"result", "written"}}, double(c.events_written.get()));
+        add_value(ev, {{"result", "suppressed"}}, double(c.events_suppressed.get()));
+        add_value(ev, {{"result", "error"}}, double(c.events_errors.get()));
+        out.push_back(std::move(ev));
     }
     {
         auto pk = family("closetap_worker_packets_total", "Packets processed by each worker",

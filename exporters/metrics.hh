@@ -28,6 +28,7 @@ struct MetricsSources {
     std::function<PortDrops(size_t port)> port_drops;    // may be empty (tests)
     std::vector<std::string> app_names = {"unknown"};    // index = app id
     std::string version;
+    const ControlStats* control = nullptr;               // may be null (tests)
 };
 
 class MetricsCollector : public prometheus::Collectable {

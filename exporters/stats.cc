@@ -12,6 +12,7 @@ void WorkerStats::count_conn(const ConnResult& r, uint16_t app) noexcept {
     if (r.fin_ack_resp != FinAck::none) fin_ack[static_cast<size_t>(r.fin_ack_resp)].add();
     if (r.teardown_us >= 0)
         teardown[static_cast<size_t>(r.close)].observe_us(static_cast<uint64_t>(r.teardown_us));
+    lifetime[static_cast<size_t>(r.close)].observe_us(r.ts_last_us - r.ts_first_us);
     ended[static_cast<size_t>(r.end_cause)].add();
 }
 

@@ -28,20 +28,37 @@ private:
 inline constexpr unsigned max_ports = 8;
 inline constexpr unsigned max_apps = 32;  // application label ids (0 = unknown)
 
-// Teardown-duration histogram upper bounds, seconds: from sub-millisecond data-center closes to
-// the minutes a half-open flow can linger.
+// Histogram upper bounds, seconds. Teardown: from sub-millisecond data-center closes to the
+// minutes a half-open flow can linger. Lifetime: first to last packet, from a refused attempt to
+// day-long sessions.
 inline constexpr std::array<double, 14> teardown_buckets_s = {
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300};
+inline constexpr std::array<double, 14> lifetime_buckets_s = {
+    0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400};
 
-struct Histogram {
-    std::array<Counter, teardown_buckets_s.size() + 1> buckets;  // last = +Inf, not cumulative
+// A fixed-bucket histogram of microsecond observations; buckets are not cumulative here (the
+// exporter accumulates them), the last one is +Inf.
+template <const std::array<double, 14>& Bounds> struct Histogram {
+    static constexpr const std::array<double, 14>& bounds = Bounds;
+    std::array<Counter, Bounds.size() + 1> buckets;
     Counter sum_us;
     void observe_us(uint64_t us) noexcept {
         size_t i = 0;
-        while (i < teardown_buckets_s.size() && static_cast<double>(us) > teardown_buckets_s[i] * 1e6) i++;
+        while (i < Bounds.size() && static_cast<double>(us) > Bounds[i] * 1e6) i++;
         buckets[i].add();
         sum_us.add(us);
     }
+};
+using TeardownHistogram = Histogram<teardown_buckets_s>;
+using LifetimeHistogram = Histogram<lifetime_buckets_s>;
+
+// Counters of the control thread (conn log and event writers).
+struct ControlStats {
+    Counter log_written;
+    Counter log_errors;
+    Counter events_written;
+    Counter events_suppressed;
+    Counter events_errors;
 };
 
 struct alignas(64) WorkerStats {
@@ -58,7 +75,8 @@ struct alignas(64) WorkerStats {
     std::array<Counter, count_of<ConnState>> conn_state;
     std::array<std::array<Counter, max_apps>, count_of<Reason>> abnormal;
     std::array<Counter, count_of<FinAck>> fin_ack;
-    std::array<Histogram, count_of<Close>> teardown;
+    std::array<TeardownHistogram, count_of<Close>> teardown;
+    std::array<LifetimeHistogram, count_of<Close>> lifetime;
     std::array<Counter, count_of<EndCause>> ended;
 
     // Flow table (copied from the table's own counters once per loop).

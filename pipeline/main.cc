@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -64,17 +65,37 @@ uint64_t wall_us() {
     return uint64_t(tv.tv_sec) * 1000000u + uint64_t(tv.tv_usec);
 }
 
-size_t drain(std::vector<std::unique_ptr<Worker>>& workers, ConnLogWriter& log,
-             const std::vector<std::string>& apps) {
+// The control thread's writers: every record the workers conclude goes to the conn log, and
+// the abnormal ones to the event log.
+struct Writers {
+    ConnLogWriter conn_log;
+    EventWriter events;
+    ControlStats stats;
+    std::vector<std::string> apps;
+
+    void publish() {
+        stats.log_written.set(conn_log.written());
+        stats.log_errors.set(conn_log.write_errors());
+        stats.events_written.set(events.written());
+        stats.events_suppressed.set(events.suppressed());
+        stats.events_errors.set(events.write_errors());
+    }
+};
+
+size_t drain(std::vector<std::unique_ptr<Worker>>& workers, Writers& out) {
     ConnRecord recs[64];
     size_t total = 0;
     for (auto& w : workers) {
         unsigned n;
         while ((n = rte_ring_sc_dequeue_burst_elem(w->records, recs, sizeof(ConnRecord), 64, nullptr)) > 0) {
-            for (unsigned i = 0; i < n; i++) log.write(recs[i], apps);
+            for (unsigned i = 0; i < n; i++) {
+                out.conn_log.write(recs[i], out.apps);
+                out.events.offer(recs[i], out.apps);
+            }
             total += n;
         }
     }
+    if (total) out.publish();
     return total;
 }
 
@@ -91,28 +112,34 @@ int main(int argc, char** argv) {
     } catch (const UsageError& e) {
         die(2, e.what());
     }
-    if (opt.pcap.empty() && split.eal.empty())
+    const bool offline = !opt.pcaps.empty();
+    if (!offline && split.eal.empty())
         die(2, "no input: give --pcap FILE, or DPDK ports as EAL arguments before -- "
                "(see closetap --help and README.md)");
 
     // Everything that can fail on bad input fails here, before EAL and before any packet.
-    PcapInfo pcap_info;
-    LinkType link = LinkType::ethernet;
-    if (!opt.pcap.empty()) {
+    // The capture behind each net_pcapN port, by port name.
+    std::map<std::string, LinkType> pcap_link;
+    uint64_t pcap_packets = 0;
+    for (size_t i = 0; i < opt.pcaps.size(); i++) {
+        const std::string& f = opt.pcaps[i];
+        PcapInfo info;
         try {
-            pcap_info = probe_pcap(opt.pcap);
+            info = probe_pcap(f);
         } catch (const std::exception& e) {
             die(1, e.what());
         }
-        if (!supported_linktype(pcap_info.linktype))
-            die(1, "capture " + opt.pcap + " has link type " + std::to_string(pcap_info.linktype) +
+        if (!supported_linktype(info.linktype))
+            die(1, "capture " + f + " has link type " + std::to_string(info.linktype) +
                        ", which closetap does not read (Ethernet, raw IP, BSD loopback, Linux SLL/SLL2)");
-        link = static_cast<LinkType>(pcap_info.linktype);
+        pcap_link["net_pcap" + std::to_string(i)] = static_cast<LinkType>(info.linktype);
+        pcap_packets += info.packets;
     }
-    ConnLogWriter conn_log;
+    Writers out;
     std::FILE* metrics_file = nullptr;
     try {
-        if (!opt.conn_log.empty()) conn_log.open(opt.conn_log);
+        if (!opt.conn_log.empty()) out.conn_log.open(opt.conn_log);
+        if (!opt.events.empty()) out.events.open(opt.events, opt.events_rate, opt.events_burst);
     } catch (const std::exception& e) {
         die(1, e.what());
     }
@@ -159,7 +186,7 @@ int main(int argc, char** argv) {
         w->id = 0;
         w->lcore = lcore;
         w->burst = opt.burst;
-        w->lossless = !opt.pcap.empty();
+        w->lossless = offline;
         w->ts = ts;
         w->tsc_hz = rte_get_tsc_hz();
         w->tsc0 = rte_rdtsc();
@@ -170,7 +197,8 @@ int main(int argc, char** argv) {
             q.queue = 0;
             q.slot = static_cast<uint8_t>(i);
             q.ts_from_mbuf = ports[i].ts_from_mbuf && ts.offset >= 0;
-            q.parse.link = ports[i].driver == "net_pcap" && !opt.pcap.empty() ? link : LinkType::ethernet;
+            auto lt = pcap_link.find(ports[i].name);
+            q.parse.link = lt != pcap_link.end() ? lt->second : LinkType::ethernet;
             q.parse.verify_checksums = opt.verify_checksums;
         }
         w->table = std::make_unique<FlowTable>(opt.capacity, opt.timeouts);
@@ -194,6 +222,8 @@ int main(int argc, char** argv) {
     src.port_drops = [&ports](size_t i) { return read_port_drops(ports[i]); };
     src.version = "0.1.0";
     if (apps) src.app_names = apps->names();
+    out.apps = src.app_names;
+    src.control = &out.stats;
     auto collector = std::make_shared<MetricsCollector>(src);
     if (exposer) exposer->RegisterCollectable(collector);
 
@@ -203,9 +233,11 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "closetap: port %s (%s): 1 rx queue, packet time from %s\n",
                          p.name.c_str(), p.driver.c_str(),
                          p.ts_from_mbuf && ts.offset >= 0 ? "the capture" : "the TSC");
-        if (!opt.pcap.empty())
-            std::fprintf(stderr, "closetap: replaying %s: %llu packets\n", opt.pcap.c_str(),
-                         static_cast<unsigned long long>(pcap_info.packets));
+        for (size_t i = 0; i < opt.pcaps.size(); i++)
+            std::fprintf(stderr, "closetap: net_pcap%zu replays %s\n", i, opt.pcaps[i].c_str());
+        if (offline)
+            std::fprintf(stderr, "closetap: %llu packets to replay\n",
+                         static_cast<unsigned long long>(pcap_packets));
     }
 
     struct sigaction sa{};
@@ -222,12 +254,12 @@ int main(int argc, char** argv) {
     auto last_progress = std::chrono::steady_clock::now();
     bool stalled = false;
     while (true) {
-        size_t n = drain(workers, conn_log, src.app_names);
+        size_t n = drain(workers, out);
         auto now = std::chrono::steady_clock::now();
         if (g_stop.load()) break;
         if (opt.duration_s > 0 && std::chrono::duration<double>(now - t_start).count() >= opt.duration_s)
             break;
-        if (!opt.pcap.empty()) {
+        if (offline) {
             uint64_t seen = 0;
             for (auto& w : workers)
                 for (auto& c : w->stats.rx_packets) seen += c.get();
@@ -235,7 +267,7 @@ int main(int argc, char** argv) {
                 PortDrops d = read_port_drops(p);
                 seen += d.imissed + d.rx_nombuf + d.ierrors;
             }
-            if (seen >= pcap_info.packets) break;
+            if (seen >= pcap_packets) break;
             if (seen != last_seen) {
                 last_seen = seen;
                 last_progress = now;
@@ -248,7 +280,7 @@ int main(int argc, char** argv) {
     }
     for (auto& w : workers) w->stop_rx.store(true, std::memory_order_release);
     for (auto& w : workers)
-        while (!w->rx_stopped.load(std::memory_order_acquire)) drain(workers, conn_log, src.app_names);
+        while (!w->rx_stopped.load(std::memory_order_acquire)) drain(workers, out);
     uint64_t flush_ts = 0;
     for (auto& w : workers) flush_ts = std::max(flush_ts, w->stats.max_ts_us.get());
     for (auto& w : workers) {
@@ -256,10 +288,12 @@ int main(int argc, char** argv) {
         w->flush_go.store(true, std::memory_order_release);
     }
     for (auto& w : workers)
-        while (!w->done.load(std::memory_order_acquire)) drain(workers, conn_log, src.app_names);
+        while (!w->done.load(std::memory_order_acquire)) drain(workers, out);
     rte_eal_mp_wait_lcore();
-    drain(workers, conn_log, src.app_names);
-    conn_log.flush();
+    drain(workers, out);
+    out.conn_log.flush();
+    out.events.flush();
+    out.publish();
     double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
     int rc = 0;
@@ -274,13 +308,17 @@ int main(int argc, char** argv) {
     }
     if (!opt.quiet) std::fputs(format_summary(src, elapsed).c_str(), stdout);
     if (stalled)
-        std::fprintf(stderr, "closetap: warning: the port stopped delivering packets before the end of %s\n",
-                     opt.pcap.c_str());
-    if (conn_log.write_errors() > 0) {
-        std::fprintf(stderr, "closetap: error: %llu conn log records could not be written\n",
-                     static_cast<unsigned long long>(conn_log.write_errors()));
+        std::fprintf(stderr, "closetap: warning: the pcap ports stopped delivering packets before "
+                             "the end of the captures\n");
+    if (out.conn_log.write_errors() > 0 || out.events.write_errors() > 0) {
+        std::fprintf(stderr, "closetap: error: %llu conn log records and %llu events could not be written\n",
+                     static_cast<unsigned long long>(out.conn_log.write_errors()),
+                     static_cast<unsigned long long>(out.events.write_errors()));
         rc = 1;
     }
+    if (!opt.quiet && out.events.suppressed() > 0)
+        std::fprintf(stderr, "closetap: %llu abnormal-close events over the rate limit were not written\n",
+                     static_cast<unsigned long long>(out.events.suppressed()));
     if (exposer) exposer.reset();
     stop_ports(ports);
     for (auto& w : workers) rte_ring_free(w->records);

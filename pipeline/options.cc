@@ -31,11 +31,21 @@ Options parse_options(const std::vector<std::string>& app_args) {
     CLI::App app{"closetap: watches TCP connections end (see README.md)", "closetap"};
     app.set_version_flag("--version", "closetap 0.1.0");
     app.get_formatter()->column_width(34);
-    app.add_option("--pcap", o.pcap, "Replay this capture (pcap or pcapng) through DPDK and exit")
-        ->check(CLI::ExistingFile);
+    app.add_option("--pcap", o.pcaps,
+                   "Replay this capture (pcap or pcapng) through DPDK and exit; repeat it for "
+                   "captures of one tap's separate ports")
+        ->check(CLI::ExistingFile)
+        ->allow_extra_args(false);
     app.add_option("--conn-log", o.conn_log, "Write one JSON line per ended connection ('-': stdout)");
     app.add_option("--metrics-file", o.metrics_file, "Write the final metrics (Prometheus text) at exit");
-    app.add_option("--metrics", o.metrics_addr, "Serve /metrics on ADDR:PORT while running");
+    app.add_option("--metrics", o.metrics_addr,
+                   "Serve /metrics on ADDR:PORT while running (a bare PORT binds 127.0.0.1; give "
+                   "0.0.0.0:PORT or an interface address to listen beyond loopback)");
+    app.add_option("--events", o.events, "Write one JSON line per abnormal close");
+    app.add_option("--events-rate", o.events_rate, "Abnormal-close events per second, sustained")
+        ->check(CLI::Range(0.001, 1e9));
+    app.add_option("--events-burst", o.events_burst, "Abnormal-close events allowed in a burst")
+        ->check(CLI::Range(1.0, 1e9));
     app.add_option("--flows", o.capacity, "Flow table capacity per worker")
         ->check(CLI::Range(1u, 1u << 28));
     double to[4] = {o.timeouts.us[0] / 1e6, o.timeouts.us[1] / 1e6, o.timeouts.us[2] / 1e6,
@@ -77,8 +87,12 @@ Options parse_options(const std::vector<std::string>& app_args) {
         throw UsageError(msg);
     }
     for (size_t i = 0; i < 4; i++) o.timeouts.us[i] = static_cast<uint64_t>(std::llround(to[i] * 1e6));
-    if (o.pcap.find(',') != std::string::npos)
-        throw UsageError("--pcap: a path with ',' cannot be passed to DPDK's pcap driver: '" + o.pcap + "'");
+    for (const auto& f : o.pcaps)
+        if (f.find(',') != std::string::npos)
+            throw UsageError("--pcap: a path with ',' cannot be passed to DPDK's pcap driver: '" + f + "'");
+    if (o.pcaps.size() > 8) throw UsageError("--pcap: at most 8 captures");
+    if (!o.metrics_addr.empty() && o.metrics_addr.find(':') == std::string::npos)
+        o.metrics_addr = "127.0.0.1:" + o.metrics_addr;  // loopback unless told otherwise
     if (!o.metrics_addr.empty()) {
         auto colon = o.metrics_addr.rfind(':');
         if (colon == std::string::npos || colon + 1 == o.metrics_addr.size())
@@ -167,13 +181,13 @@ std::vector<std::string> build_eal_args(const std::string& prog, const std::vect
     // A tap tool must not take over a NIC nobody named: PCI devices are used only when the user
     // lists them with -a (or excludes some with -b); a --pcap replay or --vdev ports alone run
     // with --no-pci.
-    if ((!opt.pcap.empty() || has_any(user, {"--vdev"})) &&
+    if ((!opt.pcaps.empty() || has_any(user, {"--vdev"})) &&
         !has_any(user, {"-a", "--allow", "-b", "--block", "--no-pci"})) {
         a.push_back("--no-pci");
     }
-    if (!opt.pcap.empty()) {
+    for (size_t i = 0; i < opt.pcaps.size(); i++) {
         a.push_back("--vdev");
-        a.push_back("net_pcap0,rx_pcap=" + opt.pcap);
+        a.push_back("net_pcap" + std::to_string(i) + ",rx_pcap=" + opt.pcaps[i]);
     }
     if (!has_any(user, {"--file-prefix", "--in-memory", "--proc-type", "--no-shconf"})) {
         // Several instances (and parallel tests) must not share a runtime directory. --in-memory
@@ -187,7 +201,7 @@ std::vector<std::string> build_eal_args(const std::string& prog, const std::vect
         }
     }
     // A replay is a batch job: no telemetry socket (it only announces itself on stderr).
-    if (!opt.pcap.empty() && !has_any(user, {"--telemetry", "--no-telemetry"}))
+    if (!opt.pcaps.empty() && !has_any(user, {"--telemetry", "--no-telemetry"}))
         a.push_back("--no-telemetry");
     if (!has_any(user, {"--log-level"})) {
         a.push_back("--log-level=lib.eal:warning");

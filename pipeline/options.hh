@@ -21,10 +21,15 @@ struct HelpRequested {
 };
 
 struct Options {
-    std::string pcap;          // offline replay of this capture through net_pcap
+    // Offline replay of these captures through net_pcap, one port each (a tap's two directions
+    // can come as two files, as from two tap ports).
+    std::vector<std::string> pcaps;
     std::string conn_log;      // JSON lines per ended connection ("-" = stdout)
     std::string metrics_file;  // Prometheus text at exit
     std::string metrics_addr;  // ADDR:PORT for a live /metrics
+    std::string events;        // JSON lines per abnormal close
+    double events_rate = 100;  // events per second of packet time, sustained
+    double events_burst = 1000;
     uint32_t capacity = 1u << 20;  // flows per worker
     FlowTimeouts timeouts;
     double duration_s = 0;     // live runs: stop after this long (0 = until SIGINT/SIGTERM)

@@ -10,6 +10,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +29,7 @@ struct Burst {
     TcpSegment segs[max_burst];
     const uint8_t* payload[max_burst];
     uint16_t payload_caplen[max_burst];
+    uint8_t queue[max_burst];  // index into Worker::queues of the packet's rx queue
     bool tcp[max_burst];
 };
 
@@ -71,19 +73,23 @@ void sync_table_counters(Worker& w) noexcept {
     for (size_t r = 0; r < count_of<EvictReason>; r++) w.stats.evictions[r].set(t.counters().evictions[r]);
 }
 
-// Parse a burst, build keys, prefetch buckets; then apply the segments in arrival order.
-void process_burst(Worker& w, const WorkerQueue& q, Burst& b, unsigned n, uint64_t& now_us) noexcept {
+inline uint64_t mbuf_ts(const Worker& w, const rte_mbuf* m) noexcept {
+    return *RTE_MBUF_DYNFIELD(m, w.ts.offset, const rte_mbuf_timestamp_t*);
+}
+
+// Parse a burst, build keys, prefetch buckets; then apply the segments in burst order. Each
+// packet carries the index of the queue it came from (b.queue): its link type and port slot.
+void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept {
     WorkerStats& st = w.stats;
     for (unsigned i = 0; i < n && i < prefetch_ahead; i++)
         rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i], void*));
-    uint64_t bytes = 0;
     for (unsigned i = 0; i < n; i++) {
         if (i + prefetch_ahead < n) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i + prefetch_ahead], void*));
         rte_mbuf* m = b.pkts[i];
-        bytes += rte_pktmbuf_pkt_len(m);
+        const WorkerQueue& q = w.queues[b.queue[i]];
+        st.rx_bytes[q.slot].add(rte_pktmbuf_pkt_len(m));
         uint64_t ts = now_us;
-        if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag))
-            ts = *RTE_MBUF_DYNFIELD(m, w.ts.offset, rte_mbuf_timestamp_t*);
+        if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) ts = mbuf_ts(w, m);
         if (ts > now_us) now_us = ts;
 
         ParsedPacket pp;
@@ -118,8 +124,6 @@ void process_burst(Worker& w, const WorkerQueue& q, Burst& b, unsigned n, uint64
         w.table->prefetch(b.hashes[i]);
         b.tcp[i] = true;
     }
-    st.rx_packets[q.slot].add(n);
-    st.rx_bytes[q.slot].add(bytes);
 
     RecordSink sink{w};
     for (unsigned i = 0; i < n; i++) {
@@ -134,7 +138,71 @@ void process_burst(Worker& w, const WorkerQueue& q, Burst& b, unsigned n, uint64
     rte_pktmbuf_free_bulk(b.pkts, n);
 }
 
+// One queue's burst, in the order the queue delivered it.
+void process_burst(Worker& w, unsigned qi, Burst& b, unsigned n, uint64_t& now_us) noexcept {
+    w.stats.rx_packets[w.queues[qi].slot].add(n);
+    for (unsigned i = 0; i < n; i++) b.queue[i] = static_cast<uint8_t>(qi);
+    process_packets(w, b, n, now_us);
+}
+
+// Offline replay of several captures (a tap's ports as separate files): packets are taken from
+// the queues in capture-time order, so the result is the same whatever the poll order and burst
+// sizes. Each queue keeps one received burst pending; a queue that returns nothing has reached
+// the end of its file (net_pcap reads synchronously and only stops at the end).
+struct MergeState {
+    rte_mbuf* pkts[max_queues_per_worker][max_burst];
+    uint16_t n[max_queues_per_worker];
+    uint16_t pos[max_queues_per_worker];
+    bool eof[max_queues_per_worker];
+};
+
+bool merge_burst(Worker& w, MergeState& ms, Burst& b, uint64_t& now_us) noexcept {
+    for (unsigned qi = 0; qi < w.nb_queues; qi++) {
+        if (ms.eof[qi] || ms.pos[qi] < ms.n[qi]) continue;
+        const WorkerQueue& q = w.queues[qi];
+        ms.n[qi] = rte_eth_rx_burst(q.port_id, q.queue, ms.pkts[qi], static_cast<uint16_t>(w.burst));
+        ms.pos[qi] = 0;
+        if (ms.n[qi] == 0) ms.eof[qi] = true;
+        w.stats.rx_packets[q.slot].add(ms.n[qi]);
+    }
+    unsigned out = 0;
+    while (out < w.burst) {
+        int best = -1;
+        uint64_t best_ts = UINT64_MAX;
+        bool starved = false;
+        for (unsigned qi = 0; qi < w.nb_queues; qi++) {
+            if (ms.pos[qi] == ms.n[qi]) {
+                // Drained but not at its end: refill before going on, or order could break.
+                starved |= !ms.eof[qi];
+                continue;
+            }
+            uint64_t ts = mbuf_ts(w, ms.pkts[qi][ms.pos[qi]]);
+            if (ts < best_ts) {
+                best_ts = ts;
+                best = static_cast<int>(qi);
+            }
+        }
+        if (best < 0 || starved) break;
+        b.pkts[out] = ms.pkts[best][ms.pos[best]++];
+        b.queue[out] = static_cast<uint8_t>(best);
+        out++;
+    }
+    if (out == 0) return false;
+    process_packets(w, b, out, now_us);
+    return true;
+}
+
 }  // namespace
+
+void process_rx_burst(Worker& w, const WorkerQueue& q, rte_mbuf** pkts, unsigned n,
+                      uint64_t& now_us) noexcept {
+    static thread_local Burst burst;
+    if (n > max_burst) n = max_burst;
+    std::copy_n(pkts, n, burst.pkts);
+    // `q` must be one of w.queues: the burst path looks each packet's queue up by index.
+    const auto qi = static_cast<unsigned>(&q - w.queues.data());
+    process_burst(w, qi, burst, n, now_us);
+}
 
 rte_ring* create_record_ring(unsigned worker_id, unsigned socket_id) {
     std::string name = "records_" + std::to_string(worker_id);
@@ -153,6 +221,10 @@ int worker_main(void* arg) {
     bool any_live = false;
     for (unsigned qi = 0; qi < w.nb_queues; qi++) any_live |= !w.queues[qi].ts_from_mbuf;
     RecordSink sink{w};
+    // Several capture files: merge them by capture time (every queue must carry timestamps).
+    bool merge = w.lossless && w.nb_queues > 1;
+    for (unsigned qi = 0; qi < w.nb_queues; qi++) merge &= w.queues[qi].ts_from_mbuf;
+    static thread_local MergeState ms{};
 
     while (!w.stop_rx.load(std::memory_order_acquire)) {
         w.stats.loops.add();
@@ -162,12 +234,16 @@ int worker_main(void* arg) {
         }
         bool busy = false;
         uint64_t t0 = rte_rdtsc();
-        for (unsigned qi = 0; qi < w.nb_queues; qi++) {
-            const WorkerQueue& q = w.queues[qi];
-            uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, b.pkts, static_cast<uint16_t>(w.burst));
-            if (n == 0) continue;
-            busy = true;
-            process_burst(w, q, b, n, now_us);
+        if (merge) {
+            busy = merge_burst(w, ms, b, now_us);
+        } else {
+            for (unsigned qi = 0; qi < w.nb_queues; qi++) {
+                const WorkerQueue& q = w.queues[qi];
+                uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, b.pkts, static_cast<uint16_t>(w.burst));
+                if (n == 0) continue;
+                busy = true;
+                process_burst(w, qi, b, n, now_us);
+            }
         }
         w.table->expire(now_us, expire_budget, sink);
         if (busy) {

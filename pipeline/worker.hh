@@ -15,6 +15,7 @@
 #include "pipeline/port.hh"
 
 struct rte_ring;
+struct rte_mbuf;
 
 namespace closetap {
 
@@ -56,6 +57,13 @@ struct alignas(64) Worker {
 
 // The lcore entry point (rte_eal_remote_launch); `arg` is the Worker.
 int worker_main(void* arg);
+
+// The hot path of worker_main without the rx call: parses, tracks and frees (rte_pktmbuf_free_bulk)
+// `n` <= max_burst mbufs received on `q`, which must be one of w.queues. For bench/closetap-bench,
+// which replays an in-memory workload through exactly the code that runs on a port. One thread
+// per Worker.
+void process_rx_burst(Worker& w, const WorkerQueue& q, rte_mbuf** pkts, unsigned n,
+                      uint64_t& now_us) noexcept;
 
 // Records ring of a worker: element-sized ring of ConnRecord, single producer and consumer.
 rte_ring* create_record_ring(unsigned worker_id, unsigned socket_id);

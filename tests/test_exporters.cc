@@ -1,6 +1,10 @@
 // Exporters: the conn log's JSON and the Prometheus exposition built from per-worker counters.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "exporters/conn_log.hh"
@@ -157,4 +161,61 @@ TEST(Summary, ShowsClosesByPatternAndInitiator) {
     std::string s = format_summary(src, 1.0);
     EXPECT_NE(s.find("fin_3way"), std::string::npos);
     EXPECT_NE(s.find("10 packets"), std::string::npos);
+}
+
+TEST(Events, OnlyAbnormalClosesAndRateLimitedByPacketTime) {
+    char path[] = "/tmp/closetap-events-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    EventWriter ev;
+    ev.open(path, /*rate_per_s=*/1.0, /*burst=*/2.0);
+    ConnResult normal = sample_result();
+    ConnResult bad = sample_result();
+    bad.close = Close::rst;
+    bad.reason = Reason::rst_resp;
+    const FlowEntry e = sample_entry();
+    ev.offer(make_record(e, normal, 0), {"unknown"});  // normal: never an event
+    // A storm: 10 resets within one second of packet time; the bucket holds 2.
+    for (int i = 0; i < 10; i++) {
+        bad.ts_last_us = 1700000000000000 + uint64_t(i) * 100000;
+        ev.offer(make_record(e, bad, 0), {"unknown"});
+    }
+    EXPECT_EQ(ev.written(), 2u);
+    EXPECT_EQ(ev.suppressed(), 8u);
+    // Three seconds later the bucket has refilled to its burst size, not beyond.
+    for (int i = 0; i < 5; i++) {
+        bad.ts_last_us = 1700000004000000 + uint64_t(i);
+        ev.offer(make_record(e, bad, 0), {"unknown"});
+    }
+    EXPECT_EQ(ev.written(), 4u);
+    EXPECT_EQ(ev.suppressed(), 11u);
+    ev.flush();
+    std::FILE* f = std::fopen(path, "r");
+    ASSERT_NE(f, nullptr);
+    char line[4096];
+    int n = 0;
+    while (std::fgets(line, sizeof(line), f)) {
+        auto j = nlohmann::json::parse(line);
+        EXPECT_EQ(j["event"], "abnormal_close");
+        EXPECT_EQ(j["reason"], "rst_resp");
+        EXPECT_EQ(j["orig_p"], 51000);
+        n++;
+    }
+    std::fclose(f);
+    unlink(path);
+    EXPECT_EQ(n, 4);
+}
+
+TEST(Metrics, ControlCountersAreExported) {
+    WorkerStats w;
+    ControlStats c;
+    c.events_suppressed.set(5);
+    c.log_written.set(9);
+    MetricsSources src;
+    src.workers = {&w};
+    src.control = &c;
+    std::string text = serialize_metrics(MetricsCollector(src));
+    EXPECT_EQ(sample(text, R"(closetap_events_total{result="suppressed"})"), 5);
+    EXPECT_EQ(sample(text, "closetap_conn_log_records_total"), 9);
 }

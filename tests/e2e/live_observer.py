@@ -68,6 +68,7 @@ def main():
         [a.closetap, "--vdev", f"net_af_packet0,iface={dev}", "--",
          "--metrics", METRICS, "--conn-log", os.path.join(out, "live.jsonl"),
          "--metrics-file", os.path.join(out, "live.prom"),
+         "--events", os.path.join(out, "events.jsonl"),
          # Short linger so the last connections are concluded soon after the scenarios.
          "--timeout-closed", "1"],
         stdout=ct_log, stderr=subprocess.STDOUT)

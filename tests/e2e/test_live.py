@@ -87,6 +87,13 @@ def main():
             else:
                 print(f"PASS Prometheus {what}: {got}")
         checks += 1
+        events = [json.loads(l) for l in open(os.path.join(out, "events.jsonl"))]
+        got_ev = collections.Counter(e["reason"] for e in events)
+        if dict(want_reasons) != dict(got_ev):
+            failures.append(f"--events: scenarios {dict(want_reasons)}, events {dict(got_ev)}")
+        else:
+            print(f"PASS --events: one event per abnormal close {dict(got_ev)}")
+        checks += 1
         promtool = open(os.path.join(out, "promtool.txt")).read()
         if not promtool.startswith("rc=0") or len(promtool.strip().splitlines()) > 1:
             failures.append(f"promtool check metrics: {promtool.strip()}")
