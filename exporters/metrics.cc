@@ -88,6 +88,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             add_value(drop, {{"port", name}, {"reason", "imissed"}}, double(d.imissed));
             add_value(drop, {{"port", name}, {"reason", "rx_nombuf"}}, double(d.rx_nombuf));
             add_value(drop, {{"port", name}, {"reason", "ierrors"}}, double(d.ierrors));
+            add_value(drop, {{"port", name}, {"reason", "dispatch_ring_full"}}, double(d.dispatch_full));
         }
         out.push_back(std::move(rx));
         out.push_back(std::move(rxb));
@@ -229,6 +230,9 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
     {
         auto pk = family("closetap_worker_packets_total", "Packets processed by each worker",
                          MetricType::Counter);
+        auto ws_wrong = family("closetap_worker_wrong_shard_packets_total",
+                               "Packets a worker received whose flow belongs to another worker's "
+                               "shard (asymmetric distribution; must stay 0)", MetricType::Counter);
         auto busy = family("closetap_worker_busy_cycles_total",
                            "TSC cycles each worker spent on bursts that carried packets",
                            MetricType::Counter);
@@ -240,10 +244,12 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             std::string id = std::to_string(i);
             add_value(pk, {{"worker", id}}, double(n));
             add_value(busy, {{"worker", id}}, double(ws[i]->busy_cycles.get()));
+            add_value(ws_wrong, {{"worker", id}}, double(ws[i]->wrong_shard.get()));
             add_value(loops, {{"worker", id}}, double(ws[i]->loops.get()));
         }
         out.push_back(std::move(pk));
         out.push_back(std::move(busy));
+        out.push_back(std::move(ws_wrong));
         out.push_back(std::move(loops));
     }
     return out;

@@ -20,6 +20,7 @@ struct PortDrops {
     uint64_t imissed = 0;    // the NIC had no room: packets lost before closetap saw them
     uint64_t rx_nombuf = 0;  // no mbuf to receive into
     uint64_t ierrors = 0;    // frames the port rejected (bad CRC, runts; net_pcap: read errors)
+    uint64_t dispatch_full = 0;  // the dispatcher found the flow's worker ring full (live only)
 };
 
 struct MetricsSources {

@@ -68,6 +68,7 @@ struct alignas(64) WorkerStats {
     std::array<Counter, count_of<PacketClass>> packet_class;
     std::array<Counter, count_of<ParseError>> parse_errors;
     Counter checksum_bad;
+    Counter wrong_shard;  // a packet whose flow hashes to another worker's shard (must stay 0)
     Counter flow_alloc_failed;  // a TCP packet that found no entry even after eviction
 
     // Connection outcomes, counted when the record is concluded.

@@ -174,41 +174,77 @@ int main(int argc, char** argv) {
     std::vector<std::string> eal_args = build_eal_args(argv[0], split.eal, opt, host, notes);
     std::vector<PortInfo> ports;
     std::vector<std::unique_ptr<Worker>> workers;
+    std::unique_ptr<Dispatcher> dispatcher;
     RxTimestamp ts;
     try {
         start_eal(eal_args);
         ts = register_rx_timestamp();
-        ports = setup_ports(opt);
-        unsigned lcore = rte_get_next_lcore(-1, 1, 0);
-        if (lcore >= RTE_MAX_LCORE)
-            throw std::runtime_error("no worker lcore: give EAL at least two lcores (-l 0,1)");
-        auto w = std::make_unique<Worker>();
-        w->id = 0;
-        w->lcore = lcore;
-        w->burst = opt.burst;
-        w->lossless = offline;
-        w->ts = ts;
-        w->tsc_hz = rte_get_tsc_hz();
-        w->tsc0 = rte_rdtsc();
-        w->wall0_us = wall_us();
-        for (size_t i = 0; i < ports.size(); i++) {
-            WorkerQueue& q = w->queues[w->nb_queues++];
-            q.port_id = ports[i].port_id;
-            q.queue = 0;
-            q.slot = static_cast<uint8_t>(i);
-            q.ts_from_mbuf = ports[i].ts_from_mbuf && ts.offset >= 0;
-            auto lt = pcap_link.find(ports[i].name);
-            q.parse.link = lt != pcap_link.end() ? lt->second : LinkType::ethernet;
-            q.parse.verify_checksums = opt.verify_checksums;
+        const unsigned nw = opt.workers;
+        // Dispatch rings hold packets between the stages: the pool must cover them too.
+        const unsigned ring_size = 1024;
+        const unsigned mbufs = std::max(opt.mbufs, nw > 1 ? nw * ring_size + 4096 : 0u);
+        ports = setup_ports(opt, nw, mbufs, notes);
+        const bool queue_mode = nw > 1 && ports[0].rx_queues == nw;
+        const bool dispatch_mode = nw > 1 && !queue_mode;
+
+        std::vector<unsigned> lcores;
+        for (unsigned l = rte_get_next_lcore(-1, 1, 0); l < RTE_MAX_LCORE; l = rte_get_next_lcore(l, 1, 0))
+            lcores.push_back(l);
+        if (lcores.size() < nw + (dispatch_mode ? 1 : 0))
+            throw std::runtime_error("--workers " + std::to_string(nw) + " needs " +
+                                     std::to_string(nw + (dispatch_mode ? 1 : 0)) +
+                                     " lcores besides the main one; EAL has " + std::to_string(lcores.size()));
+        // With a dispatch stage it takes the first lcore after main, the workers the next ones.
+        size_t next = dispatch_mode ? 1 : 0;
+        if (dispatch_mode) {
+            dispatcher = std::make_unique<Dispatcher>();
+            dispatcher->lcore = lcores[0];
+            dispatcher->burst = opt.burst;
+            dispatcher->lossless = offline;
+            dispatcher->ts = ts;
+            dispatcher->nb_workers = nw;
         }
-        w->table = std::make_unique<FlowTable>(opt.capacity, opt.timeouts);
-        w->stats.flow_capacity.set(opt.capacity);
-        w->records = create_record_ring(w->id, rte_lcore_to_socket_id(lcore));
-        if (apps) {
-            w->apps = apps.get();
-            w->app_scratch = apps->make_scratch();
+        for (unsigned k = 0; k < nw; k++) {
+            auto w = std::make_unique<Worker>();
+            w->id = k;
+            w->lcore = lcores[next++];
+            w->burst = opt.burst;
+            w->lossless = offline;
+            w->ts = ts;
+            w->tsc_hz = rte_get_tsc_hz();
+            w->tsc0 = rte_rdtsc();
+            w->wall0_us = wall_us();
+            for (size_t i = 0; i < ports.size(); i++) {
+                WorkerQueue& q = w->queues[w->nb_queues++];
+                q.port_id = ports[i].port_id;
+                q.queue = static_cast<uint16_t>(queue_mode ? k : 0);
+                q.slot = static_cast<uint8_t>(i);
+                q.ts_from_mbuf = ports[i].ts_from_mbuf && ts.offset >= 0;
+                auto lt = pcap_link.find(ports[i].name);
+                q.parse.link = lt != pcap_link.end() ? lt->second : LinkType::ethernet;
+                q.parse.verify_checksums = opt.verify_checksums;
+                w->queue_of_port[ports[i].port_id & 0xff] = static_cast<uint8_t>(i);
+            }
+            w->table = std::make_unique<FlowTable>(opt.capacity, opt.timeouts);
+            w->stats.flow_capacity.set(opt.capacity);
+            const unsigned socket = rte_lcore_to_socket_id(w->lcore);
+            w->records = create_record_ring(w->id, socket);
+            if (apps) {
+                w->apps = apps.get();
+                w->app_scratch = apps->make_scratch();
+            }
+            if (dispatch_mode) {
+                w->in_ring = create_packet_ring(k, socket, ring_size);
+                w->nb_shards = nw;
+                dispatcher->rings[k] = w->in_ring;
+                if (k == 0) {
+                    dispatcher->queues = w->queues;
+                    dispatcher->nb_queues = w->nb_queues;
+                    dispatcher->queue_of_port = w->queue_of_port;
+                }
+            }
+            workers.push_back(std::move(w));
         }
-        workers.push_back(std::move(w));
     } catch (const std::bad_alloc&) {
         die(1, "not enough memory for a flow table of " + std::to_string(opt.capacity) +
                    " flows (lower --flows)");
@@ -219,7 +255,11 @@ int main(int argc, char** argv) {
     MetricsSources src;
     for (auto& w : workers) src.workers.push_back(&w->stats);
     for (auto& p : ports) src.port_names.push_back(p.name);
-    src.port_drops = [&ports](size_t i) { return read_port_drops(ports[i]); };
+    src.port_drops = [&ports, &dispatcher](size_t i) {
+        PortDrops d = read_port_drops(ports[i]);
+        if (dispatcher) d.dispatch_full = dispatcher->ring_full[i].get();
+        return d;
+    };
     src.version = "0.1.0";
     if (apps) src.app_names = apps->names();
     out.apps = src.app_names;
@@ -230,8 +270,8 @@ int main(int argc, char** argv) {
     if (!opt.quiet) {
         for (auto& n : notes) std::fprintf(stderr, "closetap: %s\n", n.c_str());
         for (auto& p : ports)
-            std::fprintf(stderr, "closetap: port %s (%s): 1 rx queue, packet time from %s\n",
-                         p.name.c_str(), p.driver.c_str(),
+            std::fprintf(stderr, "closetap: port %s (%s): %u rx queue(s), packet time from %s\n",
+                         p.name.c_str(), p.driver.c_str(), unsigned(p.rx_queues),
                          p.ts_from_mbuf && ts.offset >= 0 ? "the capture" : "the TSC");
         for (size_t i = 0; i < opt.pcaps.size(); i++)
             std::fprintf(stderr, "closetap: net_pcap%zu replays %s\n", i, opt.pcaps[i].c_str());
@@ -247,6 +287,7 @@ int main(int argc, char** argv) {
 
     auto t_start = std::chrono::steady_clock::now();
     for (auto& w : workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
+    if (dispatcher) rte_eal_remote_launch(dispatcher_main, dispatcher.get(), dispatcher->lcore);
 
     // Offline: stop once every packet of the file has been received or dropped by the port.
     // Live: on a signal or after --duration.
@@ -263,9 +304,9 @@ int main(int argc, char** argv) {
             uint64_t seen = 0;
             for (auto& w : workers)
                 for (auto& c : w->stats.rx_packets) seen += c.get();
-            for (auto& p : ports) {
-                PortDrops d = read_port_drops(p);
-                seen += d.imissed + d.rx_nombuf + d.ierrors;
+            for (size_t i = 0; i < ports.size(); i++) {
+                PortDrops d = src.port_drops(i);
+                seen += d.imissed + d.rx_nombuf + d.ierrors + d.dispatch_full;
             }
             if (seen >= pcap_packets) break;
             if (seen != last_seen) {
@@ -277,6 +318,11 @@ int main(int argc, char** argv) {
             }
         }
         if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (dispatcher) {
+        // The dispatcher first, so that the workers can empty its rings before they stop.
+        dispatcher->stop.store(true, std::memory_order_release);
+        while (!dispatcher->stopped.load(std::memory_order_acquire)) drain(workers, out);
     }
     for (auto& w : workers) w->stop_rx.store(true, std::memory_order_release);
     for (auto& w : workers)
@@ -321,7 +367,10 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(out.events.suppressed()));
     if (exposer) exposer.reset();
     stop_ports(ports);
-    for (auto& w : workers) rte_ring_free(w->records);
+    for (auto& w : workers) {
+        rte_ring_free(w->records);
+        rte_ring_free(w->in_ring);
+    }
     workers.clear();
     stop_eal();
     return rc;

@@ -67,6 +67,10 @@ Options parse_options(const std::vector<std::string>& app_args) {
     app.add_option("--app-scan-bytes", o.app_scan_bytes,
                    "Payload bytes scanned per direction for the application label")
         ->check(CLI::Range(1u, 65535u));
+    app.add_option("--workers", o.workers,
+                   "Worker lcores, one flow-table shard each (ports without symmetric multi-queue "
+                   "receive get a dispatch lcore)")
+        ->check(CLI::Range(1u, 16u));
     app.add_option("--burst", o.burst, "Packets per rx burst")->check(CLI::Range(1u, 512u));
     app.add_option("--rx-desc", o.rx_desc, "Rx descriptors per queue")->check(CLI::Range(64u, 32768u));
     app.add_option("--mbufs", o.mbufs, "Mbufs in the pool per port")->check(CLI::Range(1023u, 16777215u));
@@ -156,7 +160,18 @@ std::vector<std::string> build_eal_args(const std::string& prog, const std::vect
                                         std::vector<std::string>& notes) {
     std::vector<std::string> a{prog};
     a.insert(a.end(), user.begin(), user.end());
-    if (!has_any(user, {"-l", "-c", "--lcores"})) {
+    if (!has_any(user, {"-l", "-c", "--lcores"}) && opt.workers > 1) {
+        // main (control), a dispatch lcore (used when the ports cannot spread traffic
+        // symmetrically themselves), then the workers, round-robin over the CPUs we may use.
+        std::string m;
+        for (unsigned l = 0; l < opt.workers + 2; l++)
+            m += (l ? "," : "") + std::to_string(l) + "@" + std::to_string(host.cpus[l % host.cpus.size()]);
+        a.push_back("--lcores");
+        a.push_back(m);
+        if (host.cpus.size() < opt.workers + 2)
+            notes.push_back(std::to_string(opt.workers + 2) + " lcores share " +
+                            std::to_string(host.cpus.size()) + " CPUs: fine for replays, not for line rate");
+    } else if (!has_any(user, {"-l", "-c", "--lcores"})) {
         // The main lcore runs the control loop (log writer, metrics); one worker lcore polls.
         if (host.cpus.size() > 1) {
             a.push_back("-l");

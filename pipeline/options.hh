@@ -36,6 +36,7 @@ struct Options {
     std::vector<std::string> ports;  // ethdev names to use (default: every port EAL found)
     std::string signatures;    // application signatures (YAML); empty = search, "none" = off
     uint32_t app_scan_bytes = 0;  // 0 = the signature file's value (default 256)
+    unsigned workers = 1;      // worker lcores, one flow-table shard each
     unsigned burst = 32;
     unsigned rx_desc = 1024;
     unsigned mbufs = 8191;

@@ -4,6 +4,9 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_thash.h>
+
+#include <array>
 
 #include <algorithm>
 #include <stdexcept>
@@ -26,7 +29,44 @@ RxTimestamp register_rx_timestamp() {
     return t;
 }
 
-std::vector<PortInfo> setup_ports(const Options& opt) {
+namespace {
+
+// The symmetric Toeplitz key (Woo and Park, "Scalable TCP Session Monitoring with Symmetric
+// Receive-side Scaling", 2012): the 16-bit pattern 0x6D5A repeated gives hash(a,b) = hash(b,a),
+// so both directions of a connection reach one queue (as Suricata's util-dpdk-rss.c).
+std::array<uint8_t, 52> symmetric_rss_key() {
+    std::array<uint8_t, 52> k{};
+    for (size_t i = 0; i < k.size(); i += 2) {
+        k[i] = 0x6d;
+        k[i + 1] = 0x5a;
+    }
+    return k;
+}
+
+// Proves the key symmetric on sample tuples with DPDK's software Toeplitz.
+bool key_is_symmetric(const uint8_t* key) {
+    const uint32_t samples[][3] = {{0x0a000001, 0x0a000002, (40000u << 16) | 80},
+                                   {0xc0a80101, 0x08080808, (51234u << 16) | 443}};
+    for (const auto& t : samples) {
+        uint32_t fwd[3] = {t[0], t[1], t[2]};
+        uint32_t rev[3] = {t[1], t[0], (t[2] << 16) | (t[2] >> 16)};
+        if (rte_softrss(fwd, 3, key) != rte_softrss(rev, 3, key)) return false;
+    }
+    return true;
+}
+
+bool can_spread(const rte_eth_dev_info& info, const std::string& driver, unsigned nq) {
+    if (nq <= 1 || info.max_rx_queues < nq) return false;
+    // af_packet's queues are a PACKET_FANOUT_HASH group: the kernel's flow hash is symmetric.
+    if (driver == "net_af_packet") return true;
+    return (info.flow_type_rss_offloads & (RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP)) != 0 &&
+           (info.hash_key_size == 40 || info.hash_key_size == 52);
+}
+
+}  // namespace
+
+std::vector<PortInfo> setup_ports(const Options& opt, unsigned rx_queues, unsigned mbufs,
+                                  std::vector<std::string>& notes) {
     std::vector<PortInfo> ports;
     uint16_t pid;
     RTE_ETH_FOREACH_DEV(pid) {
@@ -50,31 +90,62 @@ std::vector<PortInfo> setup_ports(const Options& opt) {
     if (ports.size() > max_ports)
         throw std::runtime_error("at most " + std::to_string(max_ports) + " ports are supported");
 
-    for (auto& p : ports) {
-        rte_eth_dev_info info;
-        int rc = rte_eth_dev_info_get(p.port_id, &info);
-        if (rc != 0) fail(p.name, "cannot read device info", rc);
-        p.driver = info.driver_name ? info.driver_name : "?";
+    std::vector<rte_eth_dev_info> infos(ports.size());
+    bool spread = rx_queues > 1;
+    for (size_t i = 0; i < ports.size(); i++) {
+        int rc = rte_eth_dev_info_get(ports[i].port_id, &infos[i]);
+        if (rc != 0) fail(ports[i].name, "cannot read device info", rc);
+        ports[i].driver = infos[i].driver_name ? infos[i].driver_name : "?";
+        if (rx_queues > 1 && !can_spread(infos[i], ports[i].driver, rx_queues)) {
+            spread = false;
+            notes.push_back("port " + ports[i].name + " (" + ports[i].driver + ") cannot spread flows "
+                            "symmetrically over " + std::to_string(rx_queues) +
+                            " queues: a dispatch lcore hashes and hands packets to the workers");
+        }
+    }
+    const auto key = symmetric_rss_key();
+    for (size_t pi = 0; pi < ports.size(); pi++) {
+        PortInfo& p = ports[pi];
+        const rte_eth_dev_info& info = infos[pi];
+        int rc;
+        p.rx_queues = static_cast<uint16_t>(spread ? rx_queues : 1);
         // net_pcap writes the capture time in microseconds since the epoch into the rx
         // timestamp dynfield without advertising the offload (DPDK 22.11). Other drivers' rx
         // timestamps count NIC clock ticks, not wall time: those ports use the TSC instead.
         p.ts_from_mbuf = p.driver == "net_pcap";
 
         std::string pool_name = "mbufs_" + std::to_string(p.port_id);
-        p.pool = rte_pktmbuf_pool_create(pool_name.c_str(), opt.mbufs, 256, 0,
+        p.pool = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, 256, 0,
                                          RTE_MBUF_DEFAULT_BUF_SIZE, rte_eth_dev_socket_id(p.port_id));
         if (p.pool == nullptr) fail(p.name, "cannot create the mbuf pool", rte_errno);
 
         rte_eth_conf conf{};
-        // One rx queue; a tx queue only because some drivers refuse a port without one.
-        rc = rte_eth_dev_configure(p.port_id, 1, 1, &conf);
+        if (p.rx_queues > 1 && p.driver != "net_af_packet") {
+            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(key.data());
+            conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+            conf.rx_adv_conf.rss_conf.rss_hf =
+                info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP);
+            if (!key_is_symmetric(key.data()))
+                throw std::runtime_error("port " + p.name + ": the RSS key is not symmetric");
+            p.symmetric_rss = true;
+            notes.push_back("port " + p.name + ": symmetric RSS (0x6D5A key, checked with rte_softrss) "
+                            "over " + std::to_string(p.rx_queues) + " queues");
+        } else if (p.rx_queues > 1) {
+            notes.push_back("port " + p.name + ": " + std::to_string(p.rx_queues) +
+                            " queues through the kernel's symmetric flow-hash fanout");
+        }
+        // A tx queue only because some drivers refuse a port without one.
+        rc = rte_eth_dev_configure(p.port_id, p.rx_queues, 1, &conf);
         if (rc != 0) fail(p.name, "cannot configure", rc);
         uint16_t nb_rx = static_cast<uint16_t>(opt.rx_desc), nb_tx = 64;
         rc = rte_eth_dev_adjust_nb_rx_tx_desc(p.port_id, &nb_rx, &nb_tx);
         if (rc != 0) fail(p.name, "cannot size the rings", rc);
-        rc = rte_eth_rx_queue_setup(p.port_id, 0, nb_rx, rte_eth_dev_socket_id(p.port_id), nullptr,
-                                    p.pool);
-        if (rc != 0) fail(p.name, "cannot set up the rx queue", rc);
+        for (uint16_t q = 0; q < p.rx_queues; q++) {
+            rc = rte_eth_rx_queue_setup(p.port_id, q, nb_rx, rte_eth_dev_socket_id(p.port_id), nullptr,
+                                        p.pool);
+            if (rc != 0) fail(p.name, "cannot set up rx queue " + std::to_string(q), rc);
+        }
         rc = rte_eth_tx_queue_setup(p.port_id, 0, nb_tx, rte_eth_dev_socket_id(p.port_id), nullptr);
         if (rc != 0) fail(p.name, "cannot set up the tx queue", rc);
         rc = rte_eth_dev_start(p.port_id);

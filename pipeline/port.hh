@@ -20,6 +20,7 @@ struct PortInfo {
     std::string name;    // ethdev name: the `port` label
     std::string driver;
     uint16_t rx_queues = 1;
+    bool symmetric_rss = false;  // RSS programmed with the symmetric key (checked in software)
     bool ts_from_mbuf = false;  // packet time from the rx timestamp dynfield (net_pcap)
     rte_mempool* pool = nullptr;
 };
@@ -32,9 +33,13 @@ struct RxTimestamp {
 // Registers the rx timestamp dynfield; call once before configuring ports.
 RxTimestamp register_rx_timestamp();
 
-// Configures and starts the selected ports (all when `names` is empty). Throws
-// std::runtime_error naming the port and DPDK's reason.
-std::vector<PortInfo> setup_ports(const Options& opt);
+// Configures and starts the selected ports (all when `opt.ports` is empty). With `rx_queues`
+// > 1, every port that can receive on that many queues and spread flows over them symmetrically
+// (RSS with the symmetric 0x6D5A key, or the kernel's flow-hash fanout of net_af_packet) gets
+// them; if any port cannot, all get one queue and the caller dispatches in software. `notes`
+// says what was found. Throws std::runtime_error naming the port and DPDK's reason.
+std::vector<PortInfo> setup_ports(const Options& opt, unsigned rx_queues, unsigned mbufs,
+                                  std::vector<std::string>& notes);
 void stop_ports(const std::vector<PortInfo>& ports) noexcept;
 
 PortDrops read_port_drops(const PortInfo& p) noexcept;

@@ -121,6 +121,7 @@ void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept
         b.payload[i] = rte_pktmbuf_mtod(m, const uint8_t*) + pp.payload_offset;
         b.payload_caplen[i] = pp.payload_caplen;
         b.hashes[i] = flow_hash(b.keys[i]);
+        if (w.nb_shards > 1 && shard_of(b.hashes[i], w.nb_shards) != w.id) st.wrong_shard.add();
         w.table->prefetch(b.hashes[i]);
         b.tcp[i] = true;
     }
@@ -156,39 +157,61 @@ struct MergeState {
     bool eof[max_queues_per_worker];
 };
 
-bool merge_burst(Worker& w, MergeState& ms, Burst& b, uint64_t& now_us) noexcept {
-    for (unsigned qi = 0; qi < w.nb_queues; qi++) {
+// Takes up to `burst` packets from the queues in capture-time order into out/out_q. Counts what
+// it receives into rx (per port slot) when given.
+unsigned merge_collect(const WorkerQueue* queues, unsigned nq, unsigned burst, const RxTimestamp& ts,
+                       MergeState& ms, rte_mbuf** out, uint8_t* out_q, Counter* rx) noexcept {
+    for (unsigned qi = 0; qi < nq; qi++) {
         if (ms.eof[qi] || ms.pos[qi] < ms.n[qi]) continue;
-        const WorkerQueue& q = w.queues[qi];
-        ms.n[qi] = rte_eth_rx_burst(q.port_id, q.queue, ms.pkts[qi], static_cast<uint16_t>(w.burst));
+        const WorkerQueue& q = queues[qi];
+        ms.n[qi] = rte_eth_rx_burst(q.port_id, q.queue, ms.pkts[qi], static_cast<uint16_t>(burst));
         ms.pos[qi] = 0;
         if (ms.n[qi] == 0) ms.eof[qi] = true;
-        w.stats.rx_packets[q.slot].add(ms.n[qi]);
+        if (rx != nullptr) rx[q.slot].add(ms.n[qi]);
     }
-    unsigned out = 0;
-    while (out < w.burst) {
+    unsigned n = 0;
+    while (n < burst) {
         int best = -1;
         uint64_t best_ts = UINT64_MAX;
         bool starved = false;
-        for (unsigned qi = 0; qi < w.nb_queues; qi++) {
+        for (unsigned qi = 0; qi < nq; qi++) {
             if (ms.pos[qi] == ms.n[qi]) {
                 // Drained but not at its end: refill before going on, or order could break.
                 starved |= !ms.eof[qi];
                 continue;
             }
-            uint64_t ts = mbuf_ts(w, ms.pkts[qi][ms.pos[qi]]);
-            if (ts < best_ts) {
-                best_ts = ts;
+            uint64_t t = *RTE_MBUF_DYNFIELD(ms.pkts[qi][ms.pos[qi]], ts.offset, const rte_mbuf_timestamp_t*);
+            if (t < best_ts) {
+                best_ts = t;
                 best = static_cast<int>(qi);
             }
         }
         if (best < 0 || starved) break;
-        b.pkts[out] = ms.pkts[best][ms.pos[best]++];
-        b.queue[out] = static_cast<uint8_t>(best);
-        out++;
+        out[n] = ms.pkts[best][ms.pos[best]++];
+        out_q[n] = static_cast<uint8_t>(best);
+        n++;
     }
-    if (out == 0) return false;
-    process_packets(w, b, out, now_us);
+    return n;
+}
+
+bool merge_burst(Worker& w, MergeState& ms, Burst& b, uint64_t& now_us) noexcept {
+    unsigned n = merge_collect(w.queues.data(), w.nb_queues, w.burst, w.ts, ms, b.pkts, b.queue,
+                               w.stats.rx_packets.data());
+    if (n == 0) return false;
+    process_packets(w, b, n, now_us);
+    return true;
+}
+
+// Dispatch mode: the dispatcher already received (and ordered) the packets.
+bool ring_burst(Worker& w, Burst& b, uint64_t& now_us) noexcept {
+    unsigned n = rte_ring_sc_dequeue_burst(w.in_ring, reinterpret_cast<void**>(b.pkts), w.burst, nullptr);
+    if (n == 0) return false;
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t qi = w.queue_of_port[b.pkts[i]->port & 0xff];
+        b.queue[i] = qi;
+        w.stats.rx_packets[w.queues[qi].slot].add();
+    }
+    process_packets(w, b, n, now_us);
     return true;
 }
 
@@ -202,6 +225,81 @@ void process_rx_burst(Worker& w, const WorkerQueue& q, rte_mbuf** pkts, unsigned
     // `q` must be one of w.queues: the burst path looks each packet's queue up by index.
     const auto qi = static_cast<unsigned>(&q - w.queues.data());
     process_burst(w, qi, burst, n, now_us);
+}
+
+rte_ring* create_packet_ring(unsigned worker_id, unsigned socket_id, unsigned size) {
+    std::string name = "pkts_" + std::to_string(worker_id);
+    rte_ring* r = rte_ring_create(name.c_str(), size, static_cast<int>(socket_id),
+                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (r == nullptr)
+        throw std::runtime_error("cannot create a dispatch ring: " + std::string(rte_strerror(rte_errno)));
+    return r;
+}
+
+unsigned Dispatcher::queue_slot(const rte_mbuf* m) const noexcept { return queue_of_port[m->port & 0xff]; }
+
+int dispatcher_main(void* arg) {
+    Dispatcher& d = *static_cast<Dispatcher*>(arg);
+    static thread_local MergeState ms{};
+    rte_mbuf* pkts[max_burst];
+    uint8_t qidx[max_burst];
+    rte_mbuf* per[max_workers][max_burst];
+    unsigned cnt[max_workers];
+    bool merge = d.lossless;
+    for (unsigned qi = 0; qi < d.nb_queues; qi++) merge &= d.queues[qi].ts_from_mbuf;
+
+    while (!d.stop.load(std::memory_order_acquire)) {
+        d.loops.add();
+        uint64_t t0 = rte_rdtsc();
+        unsigned n = 0;
+        if (merge) {
+            n = merge_collect(d.queues.data(), d.nb_queues, d.burst, d.ts, ms, pkts, qidx, nullptr);
+        } else {
+            for (unsigned qi = 0; qi < d.nb_queues && n == 0; qi++) {
+                const WorkerQueue& q = d.queues[qi];
+                n = rte_eth_rx_burst(q.port_id, q.queue, pkts, static_cast<uint16_t>(d.burst));
+                for (unsigned i = 0; i < n; i++) qidx[i] = static_cast<uint8_t>(qi);
+            }
+        }
+        if (n == 0) continue;
+        for (unsigned k = 0; k < d.nb_workers; k++) cnt[k] = 0;
+        for (unsigned i = 0; i < n; i++) {
+            // The worker parses again; the dispatcher needs only the key. Packets without a flow
+            // (not TCP, errors) go to worker 0, which counts them by class.
+            ParsedPacket pp;
+            ParseError err;
+            unsigned k = 0;
+            const WorkerQueue& q = d.queues[qidx[i]];
+            if (parse_packet(rte_pktmbuf_mtod(pkts[i], const uint8_t*), rte_pktmbuf_data_len(pkts[i]),
+                             q.parse, pp, err) == PacketClass::tcp) {
+                FlowKey key;
+                make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, key);
+                k = shard_of(flow_hash(key), d.nb_workers);
+            }
+            per[k][cnt[k]++] = pkts[i];
+        }
+        for (unsigned k = 0; k < d.nb_workers; k++) {
+            unsigned sent = 0;
+            while (sent < cnt[k]) {
+                sent += rte_ring_sp_enqueue_burst(d.rings[k], reinterpret_cast<void**>(per[k] + sent),
+                                                  cnt[k] - sent, nullptr);
+                if (sent < cnt[k]) {
+                    if (d.lossless) {
+                        rte_pause();  // offline: a file has no packets to lose; wait
+                        continue;
+                    }
+                    for (unsigned j = sent; j < cnt[k]; j++) {
+                        d.ring_full[d.queues[d.queue_slot(per[k][j])].slot].add();
+                        rte_pktmbuf_free(per[k][j]);
+                    }
+                    break;
+                }
+            }
+        }
+        d.busy_cycles.add(rte_rdtsc() - t0);
+    }
+    d.stopped.store(true, std::memory_order_release);
+    return 0;
 }
 
 rte_ring* create_record_ring(unsigned worker_id, unsigned socket_id) {
@@ -222,11 +320,13 @@ int worker_main(void* arg) {
     for (unsigned qi = 0; qi < w.nb_queues; qi++) any_live |= !w.queues[qi].ts_from_mbuf;
     RecordSink sink{w};
     // Several capture files: merge them by capture time (every queue must carry timestamps).
-    bool merge = w.lossless && w.nb_queues > 1;
+    bool merge = w.lossless && w.nb_queues > 1 && w.in_ring == nullptr;
     for (unsigned qi = 0; qi < w.nb_queues; qi++) merge &= w.queues[qi].ts_from_mbuf;
     static thread_local MergeState ms{};
 
-    while (!w.stop_rx.load(std::memory_order_acquire)) {
+    // With a dispatcher, stop only once its ring is empty: it stopped before the workers did.
+    while (!w.stop_rx.load(std::memory_order_acquire) ||
+           (w.in_ring != nullptr && !rte_ring_empty(w.in_ring))) {
         w.stats.loops.add();
         if (any_live) {
             uint64_t t = tsc_now_us(w);
@@ -234,7 +334,9 @@ int worker_main(void* arg) {
         }
         bool busy = false;
         uint64_t t0 = rte_rdtsc();
-        if (merge) {
+        if (w.in_ring != nullptr) {
+            busy = ring_burst(w, b, now_us);
+        } else if (merge) {
             busy = merge_burst(w, ms, b, now_us);
         } else {
             for (unsigned qi = 0; qi < w.nb_queues; qi++) {

@@ -21,6 +21,13 @@ namespace closetap {
 
 inline constexpr unsigned max_burst = 512;
 inline constexpr unsigned max_queues_per_worker = max_ports;
+inline constexpr unsigned max_workers = 16;
+
+// The shard of a flow among n workers: both directions hash alike (flowtable/flow_key.hh), so
+// both land in one shard. Multiply-shift rather than modulo: uniform and cheap.
+inline unsigned shard_of(uint32_t hash, unsigned n) noexcept {
+    return static_cast<unsigned>((uint64_t{hash} * n) >> 32);
+}
 
 struct WorkerQueue {
     uint16_t port_id;
@@ -42,6 +49,11 @@ struct alignas(64) Worker {
     uint64_t tsc_hz = 0, tsc0 = 0, wall0_us = 0;  // live ports: packet time from the TSC
     std::unique_ptr<FlowTable> table;
     rte_ring* records = nullptr;
+    // Dispatch mode (ports without symmetric multi-queue receive): packets come from the
+    // dispatcher over this ring instead of from the queues, which then only describe the ports.
+    rte_ring* in_ring = nullptr;
+    unsigned nb_shards = 1;
+    std::array<uint8_t, 256> queue_of_port{};  // port id -> index in queues (dispatch mode)
     const AppClassifier* apps = nullptr;  // null: no application labels
     AppScratch app_scratch;               // this worker's Hyperscan scratch
 
@@ -57,6 +69,33 @@ struct alignas(64) Worker {
 
 // The lcore entry point (rte_eal_remote_launch); `arg` is the Worker.
 int worker_main(void* arg);
+
+// The dispatch stage, for ports that cannot spread a tap's traffic over queues symmetrically
+// (pcap, af_packet or memif with one queue): it receives, hashes each packet's symmetric flow
+// key and hands the packet to that flow's worker over an rte_ring. Offline it merges its ports by
+// capture time, so every worker sees its flows' packets in time order and the records are the
+// same with any number of workers.
+struct alignas(64) Dispatcher {
+    unsigned lcore = 0;
+    unsigned nb_queues = 0;
+    std::array<WorkerQueue, max_queues_per_worker> queues{};
+    unsigned burst = 32;
+    bool lossless = false;  // offline: wait for a full worker ring rather than drop
+    RxTimestamp ts;
+    unsigned nb_workers = 0;
+    std::array<rte_ring*, max_workers> rings{};
+
+    std::array<uint8_t, 256> queue_of_port{};  // port id -> index in queues
+    unsigned queue_slot(const rte_mbuf* m) const noexcept;
+
+    std::array<Counter, max_ports> ring_full;  // packets dropped: the worker's ring was full
+    Counter loops, busy_cycles;
+
+    alignas(64) std::atomic<bool> stop{false};
+    std::atomic<bool> stopped{false};
+};
+int dispatcher_main(void* arg);
+rte_ring* create_packet_ring(unsigned worker_id, unsigned socket_id, unsigned size);
 
 // The hot path of worker_main without the rx call: parses, tracks and frees (rte_pktmbuf_free_bulk)
 // `n` <= max_burst mbufs received on `q`, which must be one of w.queues. For bench/closetap-bench,
