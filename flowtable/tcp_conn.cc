@@ -270,6 +270,20 @@ void TcpConn::set_state(Side& s, ZeekState new_state) noexcept {
     }
 }
 
+bool TcpConn::peer_acked_inactive(const Side& s) const noexcept {
+    // While s is INACTIVE only the peer's ACKs touch its numbers: Zeek's init_peer sets
+    // start == last == ack_seq == ack - 1 on each of them. A side nothing has touched is all
+    // zero (an ACK of exactly 1 looks the same and is treated as none: no skew memory). A side
+    // that sent an ACK of the SYN before the SYN-ACK (still INACTIVE) has last == start + 1.
+    return st(s) == ZeekState::inactive && s.start == s.last && s.last != 0;
+}
+
+uint32_t TcpConn::peer_highest_ack(const Side& s) const noexcept {
+    // The highest ACK the peer sent for s's sequence space, as far as the tap knows.
+    if (st(s) == ZeekState::inactive) return peer_acked_inactive(s) ? s.last + 1 : ack_seq(s);
+    return ack_seq(s);
+}
+
 uint64_t TcpConn::size_of(unsigned dir) const noexcept {
     const Side& s = side_[dir];
     const Side& peer = side_[1 - dir];
@@ -460,12 +474,24 @@ void TcpConn::zeek_process(const TcpSegment& seg, bool& new_data) noexcept {
         set_ack_seq(s, start);
     };
     switch (st(ep)) {
-    case ZeekState::inactive:
+    case ZeekState::inactive: {
+        // Tap skew: the peer may already have acknowledged this side's sequence space (its ACKs
+        // reached the tap first, e.g. the SYN-ACK arrives after the originator's ACKs). Zeek
+        // re-bases ack_seq here and forgets them; the close machine needs the peer's highest
+        // ACK to resolve a FIN whose ACK arrived first, so keep it when it lies ahead of the new
+        // numbering by at most TOO_LARGE_SEQ_DELTA (docs/close-machine.md, "tap skew").
+        const bool peer_acked = peer_acked_inactive(ep);
+        const uint32_t prior_ack = ep.last + 1;
         if (syn)
             init_seqs(ep, seg.seq, seq_one_past);
         else  // partial: number as though a SYN had been seen; first packet is no duplicate
             init_seqs(ep, seg.seq - 1, seg.seq);
+        if (peer_acked) {
+            int32_t ahead = seq_delta(prior_ack, ack_seq(ep));
+            if (ahead > 0 && ahead <= too_large_seq_delta) set_ack_seq(ep, prior_ack);
+        }
         break;
+    }
     case ZeekState::syn_sent:
     case ZeekState::syn_ack_sent:
         if (syn && seg.seq != ep.start) init_seqs(ep, seg.seq, seq_one_past);  // SYN_seq_jump
@@ -606,7 +632,7 @@ void TcpConn::track_fin_ack(const TcpSegment& seg, bool had_fin, uint32_t peer_a
     // (b) tap skew: the peer's FIN not seen yet, but this ACK may already acknowledge it.
     // Remember how this side's highest ACK was carried, and resolve when the FIN shows up.
     if (ack && !rst && !peer.fin) {
-        uint32_t max_now = ack_seq(peer);
+        uint32_t max_now = peer_highest_ack(peer);
         if (seg.ack == max_now) {
             unsigned bit = 1u << d;
             if (max_now != peer_ack_before) {
@@ -676,7 +702,7 @@ void TcpConn::apply(const TcpSegment& seg) noexcept {
     }
 
     const bool had_fin = side_[d].fin;
-    const uint32_t peer_ack_before = ack_seq(side_[1 - d]);
+    const uint32_t peer_ack_before = peer_highest_ack(side_[1 - d]);
     bool new_data = false;
     zeek_process(seg, new_data);
 
@@ -828,11 +854,23 @@ void TcpConn::finish(EndCause cause, ConnResult& out) const noexcept {
         out.reason = Reason::no_answer;
         break;
     case CloseState::fin1_o:
-    case CloseState::fin1_r:
+    case CloseState::fin1_r: {
         out.close = Close::fin_one_side;
         out.initiator = cs == CloseState::fin1_o ? Initiator::orig : Initiator::resp;
-        out.reason = cause == EndCause::idle_timeout ? Reason::half_open_timeout : Reason::none;
+        // Loss at the capture point: the side without a FIN may have sent one the tap missed.
+        // If its peer acknowledged sequence space beyond anything the tap saw from it, that FIN
+        // (or data with it) existed: the outcome is `beyond`, and the connection is not half
+        // open, so a timeout is not an abnormal close.
+        const Side& silent = cs == CloseState::fin1_o ? r : o;
+        const bool lost_fin = seq_delta(peer_highest_ack(silent), silent.last) > 0;
+        if (lost_fin) {
+            (cs == CloseState::fin1_o ? out.fin_ack_resp : out.fin_ack_orig) = FinAck::beyond;
+            out.reason = Reason::none;
+        } else {
+            out.reason = cause == EndCause::idle_timeout ? Reason::half_open_timeout : Reason::none;
+        }
         break;
+    }
     case CloseState::fin2_o:
     case CloseState::fin2_r: {
         // Causality, not arrival: a FIN that was acknowledged by the peer (by its FIN, or by a

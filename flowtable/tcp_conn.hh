@@ -99,6 +99,12 @@ public:
     }
     // Zeek's TCP_Endpoint::Size() (orig_bytes / resp_bytes).
     uint64_t zeek_size(bool orig) const noexcept;
+    // Zeek's start_seq of a side: its ISN when its SYN was seen (saw_syn: an S/H letter in the
+    // history); the base of Wireshark-style relative numbers in the teardown ladder.
+    uint32_t isn(bool orig) const noexcept { return side_[role_dir(orig)].start; }
+    bool saw_syn(bool orig) const noexcept {
+        return has_history(orig ? 'S' : 's') || has_history(orig ? 'H' : 'h');
+    }
 
 private:
     // Per key direction (dir 0 / dir 1 of the flow key). 16 bytes.
@@ -156,6 +162,8 @@ private:
     static void set_state(Side& s, ZeekState st) noexcept;
     static ZeekState st(const Side& s) noexcept { return static_cast<ZeekState>(s.zstate); }
     uint64_t size_of(unsigned dir) const noexcept;
+    bool peer_acked_inactive(const Side& s) const noexcept;
+    uint32_t peer_highest_ack(const Side& s) const noexcept;
 
     // History.
     void add_history(char code) noexcept;

@@ -197,6 +197,58 @@ TEST(ClosePattern, TapSkewPeerFinFirstIsThreeWayByCausality) {
     EXPECT_EQ(r.res.fin_ack_resp, FinAck::exact);
 }
 
+// Tap skew across the whole connection (tests/taps, server port late by 50 ms): every client
+// segment, including its ACK of the server's FIN, reaches the tap before the server's SYN-ACK.
+// Zeek re-bases the server's ack_seq on that SYN-ACK; the close machine keeps the client's ACKs.
+TEST(ClosePattern, TapSkewHandshakeLateStillFourWay) {
+    Wire w;
+    const uint32_t c = w.nxt[C], s = w.nxt[S];
+    std::vector<TcpSegment> segs = {
+        w.raw(C, syn, c, 0),
+        w.raw(C, ack, c + 1, s + 1),
+        w.raw(C, psh | ack, c + 1, s + 1, 100),
+        w.raw(C, ack, c + 101, s + 201),      // acks the server's data
+        w.raw(C, ack, c + 101, s + 202),      // acks the server's FIN (2nd wave), before own FIN
+        w.raw(S, syn | ack, s, c + 1),
+        w.raw(S, ack, s + 1, c + 101),
+        w.raw(S, psh | ack, s + 1, c + 101, 200),
+        w.raw(S, fin | ack, s + 201, c + 101),
+        w.raw(C, fin | ack, c + 101, s + 202),
+        w.raw(S, ack, s + 202, c + 102),
+    };
+    auto r = feed(segs);
+    EXPECT_EQ(r.res.close, Close::fin_4way);
+    EXPECT_EQ(r.res.initiator, Initiator::resp);
+    EXPECT_EQ(r.res.fin_ack_orig, FinAck::exact);
+    EXPECT_EQ(r.res.fin_ack_resp, FinAck::exact);
+    EXPECT_EQ(r.res.reason, Reason::none);
+    EXPECT_EQ(r.res.conn_state, ConnState::SF);
+    EXPECT_EQ(r.reuses, 0);
+}
+
+TEST(ClosePattern, TapSkewHandshakeLateThreeWayFinAckExact) {
+    Wire w;
+    const uint32_t c = w.nxt[C], s = w.nxt[S];
+    std::vector<TcpSegment> segs = {
+        w.raw(C, syn, c, 0),
+        w.raw(C, ack, c + 1, s + 1),
+        w.raw(C, psh | ack, c + 1, s + 1, 100),
+        w.raw(C, fin | ack, c + 101, s + 201),  // client closes first
+        w.raw(C, ack, c + 102, s + 202),        // its ACK of the server's FIN (after own FIN)
+        w.raw(S, syn | ack, s, c + 1),
+        w.raw(S, ack, s + 1, c + 101),
+        w.raw(S, psh | ack, s + 1, c + 101, 200),
+        w.raw(S, fin | ack, s + 201, c + 102),  // piggybacks the ACK of the client's FIN
+    };
+    auto r = feed(segs);
+    EXPECT_EQ(r.res.close, Close::fin_3way);
+    EXPECT_EQ(r.res.initiator, Initiator::orig);
+    EXPECT_EQ(r.res.fin_ack_orig, FinAck::exact);
+    EXPECT_EQ(r.res.fin_ack_resp, FinAck::exact);  // was missing -> reason fin_unacked
+    EXPECT_EQ(r.res.reason, Reason::none);
+    EXPECT_EQ(r.res.conn_state, ConnState::SF);
+}
+
 TEST(ClosePattern, PureAckArrivingAfterPeerFinStillCountsAsSecondWave) {
     Wire w;
     auto segs = w.open();
@@ -889,6 +941,27 @@ TEST(CloseTableCells, MachineFollowsTheTable) {
             }
         }
     }
+}
+
+// Capture loss: the server closes first, the client's FIN is lost at the tap, the server's ACK
+// of it (one past anything the tap saw from the client) is the only trace. The client's FIN is
+// `beyond`, and the close is not half open: no half_open_timeout when the record times out.
+TEST(TapLoss, LostFinOfSilentSideIsBeyond) {
+    Wire w;
+    auto segs = join({Part(w.open()), w.make(S, fin | ack), w.make(C, ack)});
+    w.make(C, fin | ack);  // sent by the client, never seen by the tap
+    segs.push_back(w.make(S, ack));
+    auto r = feed(segs, EndCause::idle_timeout);
+    EXPECT_EQ(r.res.close, Close::fin_one_side);
+    EXPECT_EQ(r.res.initiator, Initiator::resp);
+    EXPECT_EQ(r.res.fin_ack_resp, FinAck::exact);
+    EXPECT_EQ(r.res.fin_ack_orig, FinAck::beyond);
+    EXPECT_EQ(r.res.reason, Reason::none);
+    // Without that ACK it is a genuinely half-open connection.
+    segs.pop_back();
+    auto r2 = feed(segs, EndCause::idle_timeout);
+    EXPECT_EQ(r2.res.fin_ack_orig, FinAck::none);
+    EXPECT_EQ(r2.res.reason, Reason::half_open_timeout);
 }
 
 }  // namespace

@@ -138,7 +138,8 @@ def _csum(data):
 
 def read_pcap(path):
     """-> (linktype, snaplen, [Packet]) in file order."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        data = fh.read()
     magic = data[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
         endian = "<"
