@@ -10,6 +10,7 @@
 #include <rte_ring_elem.h>
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -293,6 +294,9 @@ int main(int argc, char** argv) {
     // Live: on a signal or after --duration.
     uint64_t last_seen = UINT64_MAX;
     auto last_progress = std::chrono::steady_clock::now();
+    const bool show_progress = offline && !opt.quiet && isatty(STDERR_FILENO);
+    auto last_shown = last_progress;
+    bool progress_shown = false;
     bool stalled = false;
     while (true) {
         size_t n = drain(workers, out);
@@ -308,6 +312,17 @@ int main(int argc, char** argv) {
                 PortDrops d = src.port_drops(i);
                 seen += d.imissed + d.rx_nombuf + d.ierrors + d.dispatch_full;
             }
+            if (show_progress && now - last_shown > std::chrono::milliseconds(500)) {
+                // A long replay on a terminal shows where it is; piped or --quiet, nothing.
+                double el = std::chrono::duration<double>(now - t_start).count();
+                std::fprintf(stderr, "\rclosetap: %llu / %llu packets (%.0f%%), %.2f Mpps   ",
+                             static_cast<unsigned long long>(seen),
+                             static_cast<unsigned long long>(pcap_packets),
+                             pcap_packets ? 100.0 * double(seen) / double(pcap_packets) : 100.0,
+                             el > 0 ? double(seen) / el / 1e6 : 0.0);
+                last_shown = now;
+                progress_shown = true;
+            }
             if (seen >= pcap_packets) break;
             if (seen != last_seen) {
                 last_seen = seen;
@@ -319,6 +334,7 @@ int main(int argc, char** argv) {
         }
         if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    if (progress_shown) std::fputs("\r\033[K", stderr);
     if (dispatcher) {
         // The dispatcher first, so that the workers can empty its rings before they stop.
         dispatcher->stop.store(true, std::memory_order_release);
