@@ -111,11 +111,13 @@ std::array<double, count_of<Pattern>> parse_mix(const std::string& text) {
         at = end + 1;
         if (item.empty()) continue;
         size_t eq = item.find('=');
-        if (eq == std::string::npos) throw std::invalid_argument("--mix: '" + item + "' is not NAME=WEIGHT");
+        if (eq == std::string::npos)
+            throw std::invalid_argument("--mix: '" + item + "' is not NAME=WEIGHT");
         std::string name = item.substr(0, eq);
         size_t i = 0;
         while (i < pattern_names.size() && name != pattern_names[i]) i++;
-        if (i == pattern_names.size()) throw std::invalid_argument("--mix: unknown close pattern '" + name + "'");
+        if (i == pattern_names.size())
+            throw std::invalid_argument("--mix: unknown close pattern '" + name + "'");
         try {
             w[i] = std::stod(item.substr(eq + 1));
         } catch (const std::exception&) {
@@ -143,7 +145,8 @@ Workload::Workload(const WorkloadConfig& cfg) : cfg_(cfg), rng_(mix64(cfg.seed ^
     cdf_.back() = 1.0;
 
     auto t = std::make_shared<Templates>();
-    t->plain = pb::PacketBuilder().eth().ipv4(pb::ip4(0, 0, 0, 0), pb::ip4(0, 0, 0, 0)).tcp({}).build();
+    t->plain =
+        pb::PacketBuilder().eth().ipv4(pb::ip4(0, 0, 0, 0), pb::ip4(0, 0, 0, 0)).tcp({}).build();
     t->syn = pb::PacketBuilder()
                  .eth()
                  .ipv4(pb::ip4(0, 0, 0, 0), pb::ip4(0, 0, 0, 0))
@@ -182,9 +185,10 @@ Pattern Workload::draw_pattern() noexcept {
 }
 
 double Workload::mean_script_packets() const noexcept {
-    static constexpr double len[count_of<Pattern>] = {4 + 5, 3 + 5, 4 + 5, 2 + 5, 2 + 5, 1 + 5, 2, 1};
+    static constexpr double len[count_of<Pattern>] = {4 + 5, 3 + 5, 4 + 5, 2 + 5,
+                                                      2 + 5, 1 + 5, 2,     1};
     double total = 0, acc = 0;
-    for (size_t i = 0; i < len.size(); i++) {
+    for (size_t i = 0; i < std::size(len); i++) {
         total += cfg_.mix[i];
         acc += cfg_.mix[i] * len[i];
     }
@@ -260,7 +264,8 @@ bool Workload::start_script(Script& sc) noexcept {
         const Step& st = shape.s[i];
         const bool client = st.by_a == a_is_client;
         const uint32_t seq = (st.by_a ? a : b) + static_cast<uint32_t>(st.seq_plus);
-        const uint32_t ackv = (st.flags & ack) ? (st.by_a ? b : a) + static_cast<uint32_t>(st.ack_plus) : 0;
+        const uint32_t ackv =
+            (st.flags & ack) ? (st.by_a ? b : a) + static_cast<uint32_t>(st.ack_plus) : 0;
         sc.d[sc.n++] = {slot, sl.gen, static_cast<uint8_t>(client), st.flags, seq, ackv, 0, 0, 0};
     }
     const Close c = static_cast<Close>(static_cast<size_t>(p));  // the first six share names
@@ -334,8 +339,15 @@ bool Workload::next_desc(Desc& d) noexcept {
             const bool client = rnd() & 1;
             const uint16_t len = data_payload();
             const uint8_t flags = static_cast<uint8_t>(tcp_flag::ack | (len ? tcp_flag::psh : 0));
-            d = {slot, sl.gen, static_cast<uint8_t>(client), flags, client ? cnext : snext,
-                 client ? snext : cnext, len, 0, 0};
+            d = {slot,
+                 sl.gen,
+                 static_cast<uint8_t>(client),
+                 flags,
+                 client ? cnext : snext,
+                 client ? snext : cnext,
+                 len,
+                 0,
+                 0};
             (client ? sl.c_off : sl.s_off) += len;
             data_pkts_++;
             return true;
@@ -463,8 +475,8 @@ std::string Workload::self_check(WorkloadConfig cfg) {
         std::string at = " (packet " + std::to_string(checked) + ")";
         if (c != PacketClass::tcp) return "frame does not parse as TCP" + at;
         if (pp.checksum_bad) return "bad checksum" + at;
-        if (pp.seq != d.seq || pp.ack != d.ack || pp.flags != d.flags || pp.payload_len != d.payload ||
-            pp.payload_caplen != d.payload)
+        if (pp.seq != d.seq || pp.ack != d.ack || pp.flags != d.flags ||
+            pp.payload_len != d.payload || pp.payload_caplen != d.payload)
             return "parser reads other fields than written" + at;
         std::vector<uint8_t> ref = w.reference(d);
         if (ref.size() != len) return "length differs from PacketBuilder's" + at;

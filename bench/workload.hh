@@ -49,15 +49,15 @@ inline constexpr std::array<const char*, count_of<Pattern>> pattern_names = {
 enum class FrameMix : uint8_t { min64, imix };
 
 struct WorkloadConfig {
-    uint32_t flows = 1'000'000;   // concurrent open flows (slots)
-    double churn = 0.2;           // fraction of steady packets that are lifecycle packets
-    uint32_t inflight = 1024;     // lifecycle scripts interleaved at once
+    uint32_t flows = 1'000'000;  // concurrent open flows (slots)
+    double churn = 0.2;          // fraction of steady packets that are lifecycle packets
+    uint32_t inflight = 1024;    // lifecycle scripts interleaved at once
     FrameMix frames = FrameMix::min64;
     std::array<double, count_of<Pattern>> mix = {25, 35, 3, 5, 5, 15, 7, 5};  // weights
-    double resp_closes = 0.5;     // share of FIN/RST closes the responder (server) starts
-    double http_share = 0.5;      // share of flows whose first request is HTTP (else no match)
+    double resp_closes = 0.5;  // share of FIN/RST closes the responder (server) starts
+    double http_share = 0.5;   // share of flows whose first request is HTTP (else no match)
     uint64_t seed = 1;
-    uint8_t worker = 0;           // address space of this worker's flows (client 10+worker.x.y.z)
+    uint8_t worker = 0;  // address space of this worker's flows (client 10+worker.x.y.z)
     uint32_t warmup_ns_per_pkt = 250;   // packet-time step while opening flows
     uint32_t steady_ns_per_pkt = 1000;  // packet-time step in the measured phase (1 us)
 };
@@ -124,11 +124,11 @@ public:
 
 private:
     struct Slot {
-        uint32_t c_off;   // client's next sequence number, relative to its ISN + 1
-        uint32_t s_off;   // server's
-        uint16_t gen;     // generation of the open flow (its client port)
+        uint32_t c_off;  // client's next sequence number, relative to its ISN + 1
+        uint32_t s_off;  // server's
+        uint16_t gen;    // generation of the open flow (its client port)
         uint16_t next_gen;
-        uint8_t busy;     // a script owns the slot
+        uint8_t busy;  // a script owns the slot
         uint8_t pad_[3];
     };
     static_assert(sizeof(Slot) == 16);

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 
 METRICS = "127.0.0.1:19490"
+CHILDREN = []
 PROM = "127.0.0.1:19090"
 
 
@@ -72,6 +73,7 @@ def main():
          # Short linger so the last connections are concluded soon after the scenarios.
          "--timeout-closed", "1"],
         stdout=ct_log, stderr=subprocess.STDOUT)
+    CHILDREN.append(ct)
     wait_until("closetap /metrics", lambda: "closetap_build_info" in get(f"http://{METRICS}/metrics"), 30)
 
     cfg = os.path.join(out, "prometheus.yml")
@@ -83,6 +85,7 @@ def main():
     prom = subprocess.Popen(
         ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(out, 'tsdb')}",
          f"--web.listen-address={PROM}"], stdout=prom_log, stderr=subprocess.STDOUT)
+    CHILDREN.append(prom)
     wait_until("prometheus ready", lambda: "Ready" in get(f"http://{PROM}/-/ready"), 60)
     wait_until("first scrape", lambda: prom_query('up{job="closetap"} == 1'), 30)
     # Block SIGTERM only now: children inherit the signal mask, and closetap must see its own.
@@ -128,5 +131,17 @@ def main():
     return 0
 
 
+def run():
+    # Whatever happens, leave no closetap or Prometheus behind: an orphaned poll-mode closetap
+    # would spin on a CPU for the rest of the test run.
+    try:
+        return main()
+    finally:
+        for p in CHILDREN:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

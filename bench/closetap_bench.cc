@@ -1,0 +1,620 @@
+// closetap-bench: replays an in-memory synthetic tap workload (bench/workload.hh) through the
+// worker's own burst path (pipeline/worker.hh process_rx_burst: parse, keys, prefetch, flow
+// table, close machine, application classifier, rte_pktmbuf_free_bulk) and the flow table's
+// expiry sweep, exactly as worker_main runs them after each rte_eth_rx_burst, on a worker lcore
+// timed with the TSC. Ends with one line (SPEC section 4):
+//
+//   RESULT flows=<concurrent flows> workers=<n> mpps_per_worker=<x> ns_per_pkt=<y>
+//   bytes_per_flow=<z>
+//
+// The mbufs of a measured window are allocated from a mempool and written before the window
+// starts (untimed, as a NIC's DMA would have done), then the worker frees them into the pool as
+// it does on a port: nothing but the worker's code runs inside the timed loop. The main lcore
+// drains the workers' record rings meanwhile, as closetap's control thread does.
+//
+// After the measurement the remaining lifecycles are played out and the table is flushed; the
+// worker's close counters must then equal the workload's ground truth, pattern by pattern.
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/workload.hh"
+#include "exporters/conn_log.hh"
+#include "pipeline/eal.hh"
+#include "pipeline/port.hh"
+#include "pipeline/worker.hh"
+
+using namespace closetap;
+using namespace closetap::bench;
+
+namespace {
+
+constexpr unsigned expire_budget = 64;  // worker_main's per-loop sweep budget (pipeline/worker.cc)
+
+struct BenchOptions {
+    std::string flows = "1M";
+    unsigned workers = 1;
+    std::string window = "";  // default: 4M packets (min64), 1M (imix)
+    unsigned runs = 5;
+    unsigned burst = 32;
+    double churn = -1;  // < 0: auto
+    unsigned inflight = 1024;
+    std::string mix;
+    double resp_closes = 0.5;
+    double http_share = 0.5;
+    bool imix = false;
+    std::string capacity;
+    uint64_t seed = 1;
+    std::string signatures;
+    unsigned ns_per_pkt = 1000;
+    std::string lcores;  // EAL --lcores map, e.g. 0@1,1@0 (worker on CPU 0)
+};
+
+uint64_t parse_count(const std::string& what, const std::string& s) {
+    // 10K, 1M, 16M (decimal), 4Mi (binary), or a plain number.
+    size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &pos);
+    } catch (const std::exception&) {
+        throw std::invalid_argument(what + ": not a number: '" + s + "'");
+    }
+    std::string suf = s.substr(pos);
+    double mul = 1;
+    if (suf == "K" || suf == "k")
+        mul = 1e3;
+    else if (suf == "M" || suf == "m")
+        mul = 1e6;
+    else if (suf == "Ki")
+        mul = 1024;
+    else if (suf == "Mi")
+        mul = 1024.0 * 1024;
+    else if (!suf.empty())
+        throw std::invalid_argument(what + ": bad suffix in '" + s + "' (K, M, Ki, Mi)");
+    if (v < 0) throw std::invalid_argument(what + ": negative: '" + s + "'");
+    return static_cast<uint64_t>(std::llround(v * mul));
+}
+
+uint64_t rss_bytes() {
+    long pages = 0, rss = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        std::fclose(f);
+    }
+    return static_cast<uint64_t>(rss) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+double thread_cpu_s() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+
+// worker.cc's RecordSink is file-local; the sweep and the final flush need the same hand-over,
+// so this is a copy of it (count, make the record, enqueue; count a drop when the ring is full
+// unless lossless).
+struct BenchSink {
+    Worker& w;
+    void operator()(const FlowEntry& e, const ConnResult& r) const noexcept {
+        w.stats.count_conn(r, e.app);
+        ConnRecord rec = make_record(e, r, static_cast<uint8_t>(w.id));
+        while (rte_ring_sp_enqueue_elem(w.records, &rec, sizeof(rec)) != 0) {
+            if (!w.lossless) {
+                w.stats.records_dropped.add();
+                return;
+            }
+            rte_pause();
+        }
+    }
+};
+
+struct Shard {
+    std::unique_ptr<Worker> w;
+    std::unique_ptr<Workload> wl;
+    rte_mempool* pool = nullptr;
+    std::vector<rte_mbuf*> win;  // the window, in rx order
+    size_t n = 0;
+    uint64_t now_us = 0;
+    uint64_t cycles = 0;
+    double cpu_s = 0;  // the lcore thread's CPU time in the timed loop (the rest: other tasks)
+    bool flush = false;
+    std::atomic<bool> done{false};
+};
+
+// Writes up to `max` packets of the workload's current phase into freshly allocated mbufs.
+size_t build_window(Shard& s, size_t max, const RxTimestamp& ts) {
+    s.n = 0;
+    s.win.resize(max);
+    constexpr unsigned chunk = 256;
+    while (s.n < max) {
+        unsigned want = static_cast<unsigned>(std::min<size_t>(chunk, max - s.n));
+        if (rte_pktmbuf_alloc_bulk(s.pool, &s.win[s.n], want) != 0)
+            throw std::runtime_error("mbuf pool exhausted while building the window");
+        unsigned got = 0;
+        for (; got < want; got++) {
+            rte_mbuf* m = s.win[s.n + got];
+            uint64_t t = 0;
+            unsigned len = s.wl->next(rte_pktmbuf_mtod(m, uint8_t*), t);
+            if (len == 0) break;
+            m->data_len = static_cast<uint16_t>(len);
+            m->pkt_len = len;
+            *RTE_MBUF_DYNFIELD(m, ts.offset, rte_mbuf_timestamp_t*) = t;
+            m->ol_flags |= ts.flag;
+        }
+        if (got < want) rte_pktmbuf_free_bulk(&s.win[s.n + got], want - got);
+        s.n += got;
+        if (got < want) break;
+    }
+    return s.n;
+}
+
+// On the worker lcore: what worker_main does per loop after rte_eth_rx_burst, timed.
+int run_shard(void* arg) {
+    Shard& s = *static_cast<Shard*>(arg);
+    Worker& w = *s.w;
+    BenchSink sink{w};
+    if (s.flush) {
+        w.lossless = true;  // as worker_main's final flush
+        w.table->flush(s.now_us, EndCause::end_of_input, sink);
+        w.lossless = false;
+        s.done.store(true, std::memory_order_release);
+        return 0;
+    }
+    const unsigned burst = w.burst;
+    const WorkerQueue& q = w.queues[0];
+    rte_mbuf** pkts = s.win.data();
+    const size_t n = s.n;
+    const double c0 = thread_cpu_s();
+    const uint64_t t0 = rte_rdtsc_precise();
+    for (size_t i = 0; i < n; i += burst) {
+        const unsigned k = static_cast<unsigned>(std::min<size_t>(burst, n - i));
+        process_rx_burst(w, q, pkts + i, k, s.now_us);
+        w.table->expire(s.now_us, expire_budget, sink);
+    }
+    s.cycles = rte_rdtsc_precise() - t0;
+    s.cpu_s = thread_cpu_s() - c0;
+    s.done.store(true, std::memory_order_release);
+    return 0;
+}
+
+uint64_t drain(std::vector<std::unique_ptr<Shard>>& shards) {
+    static ConnRecord recs[256];
+    uint64_t total = 0;
+    for (auto& s : shards) {
+        unsigned n;
+        while ((n = rte_ring_sc_dequeue_burst_elem(s->w->records, recs, sizeof(ConnRecord), 256,
+                                                   nullptr)) > 0)
+            total += n;
+    }
+    return total;
+}
+
+// Runs every shard's window (or flush) on its lcore at once; the main lcore drains the rings.
+uint64_t run_all(std::vector<std::unique_ptr<Shard>>& shards, bool flush) {
+    for (auto& s : shards) {
+        s->flush = flush;
+        s->done.store(false);
+        if (rte_eal_remote_launch(run_shard, s.get(), s->w->lcore) != 0)
+            throw std::runtime_error("cannot launch a worker lcore");
+    }
+    uint64_t records = 0;
+    for (;;) {
+        bool all = true;
+        for (auto& s : shards) all &= s->done.load(std::memory_order_acquire);
+        uint64_t n = drain(shards);
+        records += n;
+        if (all) break;
+        if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    rte_eal_mp_wait_lcore();
+    records += drain(shards);
+    return records;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string default_signatures() {
+    try {
+        return find_signature_file();
+    } catch (const std::exception&) {
+#ifdef CLOSETAP_SOURCE_ROOT
+        std::string p = std::string(CLOSETAP_SOURCE_ROOT) + "/deploy/signatures.yaml";
+        if (std::filesystem::exists(p)) return p;
+#endif
+        throw;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    BenchOptions o;
+    CLI::App app{
+        "closetap-bench: the worker's packet rate on a synthetic tap workload (BENCHMARKS.md)",
+        "closetap-bench"};
+    app.get_formatter()->column_width(30);
+    app.add_option("--flows", o.flows,
+                   "Concurrent open flows per worker (10K, 1M, 16M; at most 16Mi)");
+    app.add_option("--workers", o.workers, "Worker lcores, each with its own table and flows")
+        ->check(CLI::Range(1u, 16u));
+    app.add_option("--window", o.window,
+                   "Packets per measured window per worker (default 4M; imix 1M)");
+    app.add_option("--runs", o.runs, "Measured windows (the median is reported)")
+        ->check(CLI::Range(1u, 100u));
+    app.add_option("--burst", o.burst, "Packets per burst")->check(CLI::Range(1u, max_burst));
+    app.add_option("--churn", o.churn,
+                   "Share of measured packets that open or close a flow (default: 0.2, lowered for "
+                   "small tables so closed flows lingering 5 s stay below flows/8)")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--inflight", o.inflight, "Open/close lifecycles interleaved at once")
+        ->check(CLI::Range(1u, 1u << 20));
+    app.add_option("--mix", o.mix,
+                   "Close mix, weights: fin_4way=25,fin_3way=35,fin_simultaneous=3,fin_one_side=5,"
+                   "fin_rst=5,rst=15,rejected=7,no_answer=5 (the default)");
+    app.add_option("--resp-closes", o.resp_closes, "Share of FIN/RST closes started by the server")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--http-share", o.http_share, "Share of flows whose first request is HTTP")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_flag("--imix", o.imix, "Data frames 64/576/1500 bytes 7:4:1 (default: 64-byte frames)");
+    app.add_option("--capacity", o.capacity,
+                   "Flow-table capacity (default: flows + lingering + 1/8)");
+    app.add_option("--seed", o.seed, "Workload seed");
+    app.add_option("--signatures", o.signatures, "Application signatures ('none': no classifier)");
+    app.add_option("--ns-per-pkt", o.ns_per_pkt, "Packet time per measured packet, ns")
+        ->check(CLI::Range(1u, 1000000u));
+    app.add_option("--lcores", o.lcores,
+                   "EAL lcore map (main lcore 0, workers 1..n), e.g. 0@1,1@0 to run the worker on "
+                   "CPU 0; default: -l 0-n");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+
+    WorkloadConfig wc;
+    uint64_t window = 0, capacity = 0;
+    try {
+        uint64_t flows = parse_count("--flows", o.flows);
+        if (flows == 0 || flows > (1u << 24))
+            throw std::invalid_argument("--flows: between 1 and 16Mi");
+        wc.flows = static_cast<uint32_t>(flows);
+        window =
+            o.window.empty() ? (o.imix ? 1'000'000 : 4'000'000) : parse_count("--window", o.window);
+        if (window < o.burst || window > 64'000'000)
+            throw std::invalid_argument("--window: between the burst and 64M");
+        if (!o.mix.empty()) wc.mix = parse_mix(o.mix);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());
+        return 2;
+    }
+    wc.frames = o.imix ? FrameMix::imix : FrameMix::min64;
+    wc.resp_closes = o.resp_closes;
+    wc.http_share = o.http_share;
+    wc.inflight = std::min<uint32_t>(o.inflight, std::max<uint32_t>(16, wc.flows / 64));
+    wc.steady_ns_per_pkt = o.ns_per_pkt;
+    wc.seed = o.seed;
+    const FlowTimeouts timeouts;
+    const double linger_s = static_cast<double>(timeouts.of(TimeoutClass::closed)) / 1e6;
+    {
+        Workload probe_cfg_only(WorkloadConfig{.flows = 1, .mix = wc.mix});
+        const double len = probe_cfg_only.mean_script_packets();
+        // Each lifecycle leaves an entry lingering 5 s of packet time (closed or unanswered).
+        const double linger_pkts = linger_s * 1e9 / o.ns_per_pkt;
+        if (o.churn < 0)
+            wc.churn = std::min(0.2, wc.flows / 8.0 * len / linger_pkts);
+        else
+            wc.churn = o.churn;
+        const double lingering = wc.churn / len * linger_pkts;
+        // fin_one_side flows stay half-open (300 s) for the whole run.
+        double one_side_w = wc.mix[size_t(Pattern::fin_one_side)], tot = 0;
+        for (double x : wc.mix) tot += x;
+        const double half_open = wc.churn / len * one_side_w / tot * double(window) * (o.runs + 3);
+        try {
+            capacity =
+                o.capacity.empty()
+                    ? uint64_t(wc.flows + wc.flows / 8 + 2 * lingering + 1.5 * half_open + 1024)
+                    : parse_count("--capacity", o.capacity);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());
+            return 2;
+        }
+        if (capacity == 0 || capacity > (1u << 28)) {
+            std::fprintf(stderr, "closetap-bench: error: --capacity: between 1 and 268435456\n");
+            return 2;
+        }
+    }
+
+    // The frame writer against PacketBuilder and the parser, before anything is measured.
+    if (std::string err = Workload::self_check(wc); !err.empty()) {
+        std::fprintf(stderr, "closetap-bench: error: workload self-check: %s\n", err.c_str());
+        return 1;
+    }
+
+    std::string sig_path = o.signatures;
+    std::unique_ptr<AppClassifier> apps;
+    try {
+        if (sig_path != "none") {
+            if (sig_path.empty()) sig_path = default_signatures();
+            apps = std::make_unique<AppClassifier>(AppClassifier::from_file(sig_path));
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());
+        return 1;
+    }
+
+    // EAL: --no-huge memory sized for the windows' mbuf pools.
+    const uint16_t data_room = static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + (o.imix ? 1536 : 128));
+    const uint64_t pool_n = window + 4096;
+    const uint64_t obj_bytes = sizeof(rte_mbuf) + data_room + 128;  // + mempool header, alignment
+    const uint64_t mem_mb = (pool_n * obj_bytes * o.workers * 11 / 10) / (1 << 20) + 256;
+    const unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::string> eal = {argv[0],
+                                    "--no-huge",
+                                    "--no-pci",
+                                    "-m",
+                                    std::to_string(mem_mb),
+                                    "--no-telemetry",
+                                    "--log-level=lib.eal:warning",
+                                    "--file-prefix=closetap-bench-" + std::to_string(::getpid())};
+    if (!o.lcores.empty()) {
+        eal.push_back("--lcores");
+        eal.push_back(o.lcores);
+    } else if (o.workers + 1 <= ncpu) {
+        eal.push_back("-l");
+        eal.push_back("0-" + std::to_string(o.workers));
+    } else {
+        eal.push_back("--lcores");
+        eal.push_back("(0-" + std::to_string(o.workers) + ")@(0-" + std::to_string(ncpu - 1) + ")");
+    }
+    std::vector<std::unique_ptr<Shard>> shards;
+    RxTimestamp ts;
+    uint64_t rss0 = 0;
+    try {
+        start_eal(eal);
+        ts = register_rx_timestamp();
+        if (ts.offset < 0) throw std::runtime_error("cannot register the rx timestamp dynfield");
+        unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+        for (unsigned k = 0; k < o.workers; k++, lcore = rte_get_next_lcore(lcore, 1, 0)) {
+            if (lcore >= RTE_MAX_LCORE) throw std::runtime_error("not enough lcores");
+            auto s = std::make_unique<Shard>();
+            WorkloadConfig c = wc;
+            c.worker = static_cast<uint8_t>(k);
+            c.seed = wc.seed + k;
+            s->wl = std::make_unique<Workload>(c);
+            std::string pname = "bench_pool_" + std::to_string(k);
+            s->pool = rte_pktmbuf_pool_create(pname.c_str(), static_cast<unsigned>(pool_n), 512, 0,
+                                              data_room, static_cast<int>(rte_socket_id()));
+            if (s->pool == nullptr)
+                throw std::runtime_error("cannot create the mbuf pool (" + std::to_string(pool_n) +
+                                         " mbufs): " + rte_strerror(rte_errno));
+            s->win.reserve(window);
+            auto w = std::make_unique<Worker>();
+            w->id = k;
+            w->lcore = lcore;
+            w->burst = o.burst;
+            w->lossless = false;  // a live tap: a full record ring drops (counted), never waits
+            w->ts = ts;
+            w->tsc_hz = rte_get_tsc_hz();
+            WorkerQueue& q = w->queues[w->nb_queues++];
+            q.port_id = 0;
+            q.queue = 0;
+            q.slot = 0;
+            q.ts_from_mbuf = true;
+            q.parse.link = LinkType::ethernet;
+            q.parse.verify_checksums = false;
+            w->records = create_record_ring(k, rte_lcore_to_socket_id(lcore));
+            if (apps) {
+                w->apps = apps.get();
+                w->app_scratch = apps->make_scratch();
+            }
+            s->w = std::move(w);
+            shards.push_back(std::move(s));
+        }
+        rss0 = rss_bytes();  // after the pools and the workload state, before the tables
+        for (auto& s : shards) {
+            s->w->table = std::make_unique<FlowTable>(static_cast<uint32_t>(capacity), timeouts);
+            s->w->stats.flow_capacity.set(capacity);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());
+        return 1;
+    }
+
+    const uint64_t hz = rte_get_tsc_hz();
+    const uint64_t nbuckets = std::bit_ceil(std::max<uint64_t>(2, (capacity + 1) / 2));
+    const uint64_t table_bytes =
+        nbuckets * 64 + capacity * sizeof(FlowEntry) + capacity * sizeof(uint32_t);
+    const double bytes_per_flow = double(table_bytes) / double(capacity);
+    const Workload& wl0 = *shards[0]->wl;
+    std::printf(
+        "closetap-bench: %u worker(s), %u concurrent flows each, table capacity %llu, burst %u\n",
+        o.workers, wc.flows, (unsigned long long)capacity, o.burst);
+    std::printf(
+        "workload: %s frames, churn %.4f (lifecycle packets), %u lifecycles in flight, "
+        "%.2f packets each, packet time %u ns/pkt, classifier %s\n",
+        o.imix ? "IMIX 64/576/1500 7:4:1" : "64-byte", wc.churn, wc.inflight,
+        wl0.mean_script_packets(), o.ns_per_pkt, apps ? sig_path.c_str() : "off");
+    std::printf(
+        "window: %llu packets per worker (%llu mbufs of %u-byte data room, refilled from "
+        "the pool before each window)\n",
+        (unsigned long long)window, (unsigned long long)pool_n, data_room);
+    std::fflush(stdout);
+
+    auto wall = [] { return std::chrono::steady_clock::now(); };
+    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    const auto t_start = wall();
+    uint64_t records = 0;
+
+    // Warm-up: open every flow (5 packets each), through the same loop, untimed.
+    uint64_t warm_pkts = 0, warm_cycles = 0;
+    for (;;) {
+        size_t built = 0;
+        for (auto& s : shards) built += build_window(*s, window, ts);
+        if (built == 0) break;
+        records += run_all(shards, false);
+        warm_pkts += built;
+        uint64_t c = 0;
+        for (auto& s : shards) c = std::max(c, s->cycles);
+        warm_cycles += c;
+    }
+    const uint64_t rss_warm = rss_bytes();
+    for (auto& s : shards) s->wl->begin_steady();
+    std::printf(
+        "warm-up: %llu packets opened %u flows per worker in %.1f s, table active %u, "
+        "RSS +%.1f MB\n",
+        (unsigned long long)warm_pkts, wc.flows, secs(t_start, wall()),
+        shards[0]->w->table->active(), double(rss_warm - rss0) / 1e6);
+
+    // One untimed window first (lingering closed flows reach their steady number), then the runs.
+    std::vector<double> mpps, oncpu_share;
+    for (unsigned r = 0; r <= o.runs; r++) {
+        for (auto& s : shards) build_window(*s, window, ts);
+        records += run_all(shards, false);
+        if (r == 0) continue;
+        double sum = 0, worst = 1e300, oncpu = 0;
+        for (auto& s : shards) {
+            const double secs_wall = double(s->cycles) / double(hz);
+            double m = double(s->n) / secs_wall / 1e6;
+            sum += m;
+            worst = std::min(worst, m);
+            oncpu += s->cpu_s / secs_wall;
+        }
+        double m = sum / shards.size();
+        mpps.push_back(m);
+        oncpu_share.push_back(oncpu / shards.size());
+        const Worker& w = *shards[0]->w;
+        std::printf(
+            "run %u: %.3f Mpps per worker (%.1f ns/pkt%s; on CPU %.0f%% of it), table active %u, "
+            "closes so far %llu, evictions %llu\n",
+            r, m, 1e3 / m, shards.size() > 1 ? (", slowest " + std::to_string(worst)).c_str() : "",
+            100.0 * oncpu / shards.size(), w.table->active(),
+            (unsigned long long)(w.table->counters().ended[0] + w.table->counters().ended[1]),
+            (unsigned long long)(w.table->counters().evictions[0] +
+                                 w.table->counters().evictions[1]));
+        std::fflush(stdout);
+    }
+    const uint64_t steady_lifecycle = wl0.lifecycle_packets(), steady_data = wl0.data_packets();
+
+    // Play out the lifecycles still in flight, then end every flow (end of input).
+    for (auto& s : shards) s->wl->begin_drain();
+    for (;;) {
+        size_t built = 0;
+        for (auto& s : shards) built += build_window(*s, window, ts);
+        if (built == 0) break;
+        records += run_all(shards, false);
+    }
+    records += run_all(shards, true);
+
+    // Ground truth: the closes the workload produced against what the worker concluded.
+    bool ok = true;
+    std::printf("check: close             initiator      expected       counted\n");
+    Workload::Expected exp{};
+    std::array<std::array<uint64_t, count_of<Initiator>>, count_of<Close>> got{};
+    uint64_t parse_errors = 0, non_tcp = 0, alloc_failed = 0, dropped = 0, evictions = 0, rx = 0,
+             gen = 0;
+    for (auto& s : shards) {
+        s->wl->expect_open_flows();
+        const WorkerStats& st = s->w->stats;
+        for (size_t c = 0; c < count_of<Close>; c++)
+            for (size_t i = 0; i < count_of<Initiator>; i++) {
+                exp[c][i] += s->wl->expected()[c][i];
+                got[c][i] += st.closes[c][i].get();
+            }
+        for (auto& e : st.parse_errors) parse_errors += e.get();
+        for (size_t c = 1; c < count_of<PacketClass>; c++) non_tcp += st.packet_class[c].get();
+        alloc_failed += st.flow_alloc_failed.get();
+        dropped += st.records_dropped.get();
+        for (auto& e : s->w->table->counters().evictions) evictions += e;
+        rx += st.rx_packets[0].get();
+        gen += s->wl->lifecycle_packets() + s->wl->data_packets() + s->wl->warmup_packets();
+    }
+    uint64_t exp_total = 0, got_total = 0;
+    for (size_t c = 0; c < count_of<Close>; c++)
+        for (size_t i = 0; i < count_of<Initiator>; i++) {
+            exp_total += exp[c][i];
+            got_total += got[c][i];
+            if (exp[c][i] == 0 && got[c][i] == 0) continue;
+            bool same = exp[c][i] == got[c][i];
+            ok &= same;
+            std::printf("check: %-17s %-9s %13llu %13llu  %s\n",
+                        std::string(close_names[c]).c_str(),
+                        std::string(initiator_names[i]).c_str(), (unsigned long long)exp[c][i],
+                        (unsigned long long)got[c][i], same ? "ok" : "MISMATCH");
+        }
+    const bool counts_ok = rx == gen && parse_errors == 0 && non_tcp == 0 && alloc_failed == 0;
+    ok &= counts_ok && got_total == exp_total;
+    std::printf(
+        "check: %llu records (%llu expected), %llu reached the ring drain, %llu dropped; "
+        "%llu packets received of %llu generated; parse errors %llu, non-tcp %llu, "
+        "no-entry %llu, evictions %llu: %s\n",
+        (unsigned long long)got_total, (unsigned long long)exp_total, (unsigned long long)records,
+        (unsigned long long)dropped, (unsigned long long)rx, (unsigned long long)gen,
+        (unsigned long long)parse_errors, (unsigned long long)non_tcp,
+        (unsigned long long)alloc_failed, (unsigned long long)evictions, ok ? "ok" : "FAILED");
+    std::printf(
+        "measured phase: %.1f%% lifecycle packets, %.1f%% data; warm-up rate %.2f Mpps "
+        "(inserts); total %.1f s\n",
+        100.0 * steady_lifecycle / double(steady_lifecycle + steady_data),
+        100.0 * steady_data / double(steady_lifecycle + steady_data),
+        warm_cycles ? double(warm_pkts) / o.workers / (double(warm_cycles) / hz) / 1e6 : 0.0,
+        secs(t_start, wall()));
+
+    const double med = median(mpps);
+    const auto [mn, mx] = std::minmax_element(mpps.begin(), mpps.end());
+    std::printf(
+        "memory: table %.1f MB for %llu entries (%llu buckets of 64 B, FlowEntry %zu B, "
+        "free list 4 B): %.1f B per entry, %.1f B per concurrent flow; RSS grew %.1f B per "
+        "entry during the warm-up\n",
+        double(table_bytes) / 1e6, (unsigned long long)capacity, (unsigned long long)nbuckets,
+        sizeof(FlowEntry), bytes_per_flow, double(table_bytes) / wc.flows,
+        double(rss_warm - rss0) / double(o.workers) / double(capacity));
+    std::printf("spread: %u runs, min %.3f median %.3f max %.3f Mpps (%.1f%%)\n", o.runs, *mn, med,
+                *mx, 100.0 * (*mx - *mn) / med);
+    // TSC time is wall time: on a shared machine the worker thread also waits for the CPU. Say so.
+    const double share = median(oncpu_share);
+    if (share < 0.9)
+        std::printf("warning: the worker thread was on a CPU only %.0f%% of the measured time (other "
+                    "load on this machine); on-CPU rate %.2f Mpps (%.1f ns/pkt)\n",
+                    100.0 * share, med / share, 1e3 * share / med);
+    for (auto& s : shards) {
+        rte_ring_free(s->w->records);
+        rte_mempool_free(s->pool);
+    }
+    std::printf(
+        "RESULT flows=%u workers=%u mpps_per_worker=%.2f ns_per_pkt=%.1f bytes_per_flow=%.1f\n",
+        wc.flows, o.workers, med, 1e3 / med, bytes_per_flow);
+    std::fflush(stdout);
+    shards.clear();
+    stop_eal();
+    return ok ? 0 : 1;
+}
