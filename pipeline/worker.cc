@@ -22,6 +22,8 @@ namespace {
 constexpr unsigned prefetch_ahead = 4;
 constexpr unsigned expire_budget = 64;  // entries the sweep looks at per loop
 
+}  // namespace
+
 struct Burst {
     rte_mbuf* pkts[max_burst];
     FlowKey keys[max_burst];
@@ -32,6 +34,9 @@ struct Burst {
     uint8_t queue[max_burst];  // index into Worker::queues of the packet's rx queue
     bool tcp[max_burst];
 };
+
+namespace {
+
 
 // Label a flow from the first payload of each direction, once per direction, until a
 // signature matches (pipeline/app_classifier.hh: only the first bytes are scanned).
@@ -150,12 +155,17 @@ void process_burst(Worker& w, unsigned qi, Burst& b, unsigned n, uint64_t& now_u
 // the queues in capture-time order, so the result is the same whatever the poll order and burst
 // sizes. Each queue keeps one received burst pending; a queue that returns nothing has reached
 // the end of its file (net_pcap reads synchronously and only stops at the end).
+}  // namespace
+
 struct MergeState {
     rte_mbuf* pkts[max_queues_per_worker][max_burst];
     uint16_t n[max_queues_per_worker];
     uint16_t pos[max_queues_per_worker];
     bool eof[max_queues_per_worker];
 };
+
+namespace {
+
 
 // Takes up to `burst` packets from the queues in capture-time order into out/out_q. Counts what
 // it receives into rx (per port slot) when given.
@@ -219,7 +229,8 @@ bool ring_burst(Worker& w, Burst& b, uint64_t& now_us) noexcept {
 
 void process_rx_burst(Worker& w, const WorkerQueue& q, rte_mbuf** pkts, unsigned n,
                       uint64_t& now_us) noexcept {
-    static thread_local Burst burst;
+    if (!w.burst_buf) w.burst_buf.reset(new Burst{});  // first call only
+    Burst& burst = *w.burst_buf;
     if (n > max_burst) n = max_burst;
     std::copy_n(pkts, n, burst.pkts);
     // `q` must be one of w.queues: the burst path looks each packet's queue up by index.
@@ -236,11 +247,15 @@ rte_ring* create_packet_ring(unsigned worker_id, unsigned socket_id, unsigned si
     return r;
 }
 
+void ScratchDeleter::operator()(Burst* p) const noexcept { delete p; }
+void ScratchDeleter::operator()(MergeState* p) const noexcept { delete p; }
+
 unsigned Dispatcher::queue_slot(const rte_mbuf* m) const noexcept { return queue_of_port[m->port & 0xff]; }
 
 int dispatcher_main(void* arg) {
     Dispatcher& d = *static_cast<Dispatcher*>(arg);
-    static thread_local MergeState ms{};
+    d.merge_buf.reset(new MergeState{});
+    MergeState& ms = *d.merge_buf;
     rte_mbuf* pkts[max_burst];
     uint8_t qidx[max_burst];
     rte_mbuf* per[max_workers][max_burst];
@@ -313,8 +328,9 @@ rte_ring* create_record_ring(unsigned worker_id, unsigned socket_id) {
 
 int worker_main(void* arg) {
     Worker& w = *static_cast<Worker*>(arg);
-    static thread_local Burst burst;  // per lcore, allocated once with the thread
-    Burst& b = burst;
+    w.burst_buf.reset(new Burst{});
+    w.merge_buf.reset(new MergeState{});
+    Burst& b = *w.burst_buf;
     uint64_t now_us = 0;  // packet time: capture time offline, TSC-derived wall time live
     bool any_live = false;
     for (unsigned qi = 0; qi < w.nb_queues; qi++) any_live |= !w.queues[qi].ts_from_mbuf;
@@ -322,7 +338,7 @@ int worker_main(void* arg) {
     // Several capture files: merge them by capture time (every queue must carry timestamps).
     bool merge = w.lossless && w.nb_queues > 1 && w.in_ring == nullptr;
     for (unsigned qi = 0; qi < w.nb_queues; qi++) merge &= w.queues[qi].ts_from_mbuf;
-    static thread_local MergeState ms{};
+    MergeState& ms = *w.merge_buf;
 
     // With a dispatcher, stop only once its ring is empty: it stopped before the workers did.
     while (!w.stop_rx.load(std::memory_order_acquire) ||

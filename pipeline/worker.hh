@@ -29,6 +29,16 @@ inline unsigned shard_of(uint32_t hash, unsigned n) noexcept {
     return static_cast<unsigned>((uint64_t{hash} * n) >> 32);
 }
 
+// Per-lcore scratch of the burst loop (worker.cc). Held through the Worker / Dispatcher, in
+// heap memory allocated once when the lcore starts: as thread_local it would enlarge every
+// thread's static TLS, and 160 KB of it made pthread_create fail for civetweb's small stacks.
+struct Burst;
+struct MergeState;
+struct ScratchDeleter {
+    void operator()(Burst* p) const noexcept;
+    void operator()(MergeState* p) const noexcept;
+};
+
 struct WorkerQueue {
     uint16_t port_id;
     uint16_t queue;
@@ -56,6 +66,8 @@ struct alignas(64) Worker {
     std::array<uint8_t, 256> queue_of_port{};  // port id -> index in queues (dispatch mode)
     const AppClassifier* apps = nullptr;  // null: no application labels
     AppScratch app_scratch;               // this worker's Hyperscan scratch
+    std::unique_ptr<Burst, ScratchDeleter> burst_buf;
+    std::unique_ptr<MergeState, ScratchDeleter> merge_buf;
 
     WorkerStats stats;
 
@@ -90,6 +102,7 @@ struct alignas(64) Dispatcher {
 
     std::array<Counter, max_ports> ring_full;  // packets dropped: the worker's ring was full
     Counter loops, busy_cycles;
+    std::unique_ptr<MergeState, ScratchDeleter> merge_buf;
 
     alignas(64) std::atomic<bool> stop{false};
     std::atomic<bool> stopped{false};
