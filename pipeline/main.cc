@@ -27,7 +27,9 @@
 #include "exporters/conn_log.hh"
 #include "exporters/metrics.hh"
 #include "exporters/summary.hh"
+#include "pipeline/config_file.hh"
 #include "pipeline/eal.hh"
+#include "pipeline/explain.hh"
 #include "pipeline/options.hh"
 #include "pipeline/pcap_probe.hh"
 #include "pipeline/port.hh"
@@ -103,14 +105,32 @@ size_t drain(std::vector<std::unique_ptr<Worker>>& workers, Writers& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // `closetap explain ...`: the teardown ladder (pipeline/explain.hh); it re-runs this binary.
+    if (argc > 1 && std::strcmp(argv[1], "explain") == 0) return explain_main(argc - 1, argv + 1);
     SplitArgs split = split_args(argc, argv);
     Options opt;
     try {
+        // --config FILE (YAML, deploy/closetap.yaml) becomes the equivalent arguments, checked
+        // by the same CLI11 rules; the command line overrides what it names.
+        std::string cfg_path = take_config_path(split.app);
+        if (cfg_path.empty()) cfg_path = take_config_path(split.eal);
+        if (!cfg_path.empty()) {
+            ConfigArgs cfg = config_to_args(cfg_path);
+            try {
+                (void)parse_options(cfg.app);
+            } catch (const UsageError& e) {
+                throw UsageError(cfg.explain(e.what()));
+            }
+            split.eal = merge_eal_args(cfg.eal, split.eal);
+            split.app = merge_app_args(cfg.app, split.app);
+        }
         opt = parse_options(split.app);
     } catch (const HelpRequested& h) {
         std::fputs(h.text.c_str(), stdout);
         return 0;
     } catch (const UsageError& e) {
+        die(2, e.what());
+    } catch (const std::runtime_error& e) {
         die(2, e.what());
     }
     const bool offline = !opt.pcaps.empty();

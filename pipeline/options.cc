@@ -31,6 +31,9 @@ Options parse_options(const std::vector<std::string>& app_args) {
     CLI::App app{"closetap: watches TCP connections end (see README.md)", "closetap"};
     app.set_version_flag("--version", "closetap 0.1.0");
     app.get_formatter()->column_width(34);
+    std::string config_unused;  // taken out by take_config_path before parsing; listed for --help
+    app.add_option("--config", config_unused,
+                   "YAML configuration (deploy/closetap.yaml); flags given here override it");
     app.add_option("--pcap", o.pcaps,
                    "Replay this capture (pcap or pcapng) through DPDK and exit; repeat it for "
                    "captures of one tap's separate ports")
