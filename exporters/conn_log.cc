@@ -19,7 +19,54 @@ ConnRecord make_record(const FlowEntry& e, const ConnResult& r, uint8_t worker) 
     rec.app = e.app;
     rec.worker = worker;
     rec.r = r;
+    if (ending_waves.entry == &e && ending_waves.waves != nullptr) {
+        // Orient by the originator and number like Wireshark: seq relative to the sender's ISN,
+        // ack to the receiver's, for each side whose SYN was seen (absolute otherwise).
+        CloseWaves& cw = rec.waves;
+        cw = *ending_waves.waves;
+        const bool rel[2] = {e.conn.saw_syn(true), e.conn.saw_syn(false)};
+        const uint32_t isn[2] = {e.conn.isn(true), e.conn.isn(false)};
+        cw.relative = static_cast<uint8_t>((rel[0] ? wave_rel::orig : 0) | (rel[1] ? wave_rel::resp : 0));
+        for (unsigned i = 0; i < cw.n; i++) {
+            Wave& w = cw.w[i];
+            const unsigned from = (w.dir & 1u) == o ? 0 : 1;  // 0 = orig
+            w.dir = static_cast<uint8_t>(from);
+            if (rel[from]) w.seq -= isn[from];
+            if (rel[from ^ 1]) w.ack -= isn[from ^ 1];
+        }
+    }
     return rec;
+}
+
+std::string flags_text(uint8_t flags) {
+    static constexpr const char* names[8] = {"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"};
+    std::string out;
+    for (unsigned b = 0; b < 8; b++) {
+        if (!(flags & (1u << b))) continue;
+        if (!out.empty()) out += ',';
+        out += names[b];
+    }
+    return out.empty() ? "none" : out;
+}
+
+nlohmann::ordered_json waves_json(const CloseWaves& cw) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (unsigned i = 0; i < cw.n && i < max_waves; i++) {
+        const Wave& w = cw.w[i];
+        nlohmann::ordered_json x;
+        x["dir"] = w.dir == 0 ? "orig" : "resp";
+        x["flags"] = flags_text(w.flags);
+        x["seq"] = w.seq;
+        // Wireshark shows no acknowledgment number without the ACK flag.
+        if (w.flags & tcp_flag::ack)
+            x["ack"] = w.ack;
+        else
+            x["ack"] = nullptr;
+        x["len"] = w.len;
+        x["t"] = static_cast<double>(w.t_us) / 1e6;
+        a.push_back(std::move(x));
+    }
+    return a;
 }
 
 std::string format_addr(const std::array<uint8_t, 16>& a) {
@@ -63,6 +110,12 @@ nlohmann::ordered_json to_json(const ConnRecord& rec, const std::vector<std::str
     else
         j["reason"] = to_string(r.reason);
     j["end"] = to_string(r.end_cause);
+    j["waves"] = waves_json(rec.waves);
+    if (rec.waves.n > 0) {
+        j["waves_more"] = rec.waves.more;
+        j["waves_relative"] = {{"orig", (rec.waves.relative & wave_rel::orig) != 0},
+                               {"resp", (rec.waves.relative & wave_rel::resp) != 0}};
+    }
     return j;
 }
 

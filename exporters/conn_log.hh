@@ -24,10 +24,12 @@ struct ConnRecord {
     uint8_t worker;
     uint8_t pad_;
     ConnResult r;
+    CloseWaves waves;  // the teardown, oriented and relative (flowtable/waves.hh); n = 0: none
 };
 static_assert(sizeof(ConnRecord) % 4 == 0, "rte_ring element sizes are multiples of 4 bytes");
 
-// Orients the flow's key by the close machine's originator.
+// Orients the flow's key by the close machine's originator, and takes the teardown waves of
+// the flow the table is ending (ending_waves) when there are any.
 ConnRecord make_record(const FlowEntry& e, const ConnResult& r, uint8_t worker) noexcept;
 
 // "10.0.0.1" for IPv4-mapped addresses, RFC 5952 text for IPv6.
@@ -36,6 +38,11 @@ std::string format_addr(const std::array<uint8_t, 16>& a);
 // The record as JSON (SPEC section 3 keys) and as one conn log line (no trailing newline).
 nlohmann::ordered_json to_json(const ConnRecord& rec, const std::vector<std::string>& app_names);
 std::string to_json_line(const ConnRecord& rec, const std::vector<std::string>& app_names);
+
+// TCP flags the way Wireshark's Info column lists them, comma separated: "FIN,PSH,ACK".
+std::string flags_text(uint8_t flags);
+// The "waves" list of a record: [{"dir","flags","seq","ack","len","t"}, ...] (docs/explain.md).
+nlohmann::ordered_json waves_json(const CloseWaves& w);
 
 // A file of lines. Write failures (full disk) are counted, not thrown, so a bad disk never
 // stops the pipeline; opening fails loudly at start-up.

@@ -198,6 +198,11 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             add_value(ev, {{"reason", std::string(evict_reason_names[r])}},
                       double(sum(ws, [r](auto& w) -> auto& { return w.evictions[r]; })));
         out.push_back(std::move(ev));
+        auto wp = family("closetap_flowtable_wave_pool_exhausted_total",
+                         "Closes whose teardown waves were not kept: the closing-flow pool was full",
+                         MetricType::Counter);
+        add_value(wp, {}, double(sum(ws, [](auto& w) -> auto& { return w.waves_pool_empty; })));
+        out.push_back(std::move(wp));
         auto nf = family("closetap_flow_alloc_failed_total",
                          "TCP packets that found no flow entry even after eviction",
                          MetricType::Counter);

@@ -85,6 +85,7 @@ struct alignas(64) WorkerStats {
     Counter flows_created;
     Counter flow_capacity;
     std::array<Counter, count_of<EvictReason>> evictions;
+    Counter waves_pool_empty;  // closes whose teardown waves found the pool empty
 
     // Records the worker could not hand to the log writer (ring full on a live port).
     Counter records_dropped;

@@ -1,12 +1,13 @@
 #include "flowtable/flow_table.hh"
 
+#include <algorithm>
 #include <bit>
 #include <stdexcept>
 #include <string>
 
 namespace closetap {
 
-FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts)
+FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t wave_pool)
     : capacity_(capacity), timeouts_(timeouts) {
     if (capacity == 0 || capacity > (1u << 28))
         throw std::invalid_argument("flow table capacity must be between 1 and 268435456, not " +
@@ -18,6 +19,22 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts)
     buckets_ = ZeroedArray<Bucket>(nbuckets);  // sig 0 = empty slot
     entries_ = ZeroedArray<FlowEntry>(capacity);
     free_ = ZeroedArray<uint32_t>(capacity);
+    // At most one closing record per flow; handles are slot + 1 and wave_none is reserved.
+    if (wave_pool == wave_pool_auto) wave_pool = std::min(capacity, wave_pool_default_max);
+    waves_ = WavePool(std::min(wave_pool, capacity));
+}
+
+void FlowTable::closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
+    if (e.waves == wave_none) return;  // the pool was empty at this flow's first FIN/RST
+    if (e.waves == 0) {
+        // The first FIN or RST: the close begins.
+        e.waves = waves_.alloc(seg.ts_us);
+        if (e.waves == wave_none) {
+            counters_.waves_pool_empty++;
+            return;
+        }
+    }
+    record_wave(waves_.at(e.waves), seg);
 }
 
 FlowEntry* FlowTable::lookup(const FlowKey& key, uint32_t hash) noexcept {
@@ -60,6 +77,7 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
     e.hash = hash;
     e.app = 0;
     e.app_tried = 0;
+    e.waves = 0;
     e.in_use = 1;
     target->sig[slot] = sig_of(hash);
     target->idx[slot] = idx;

@@ -18,6 +18,7 @@
 #include "flowtable/flow_key.hh"
 #include "flowtable/tcp_conn.hh"
 #include "flowtable/timeouts.hh"
+#include "flowtable/waves.hh"
 #include "flowtable/zeroed_array.hh"
 
 namespace closetap {
@@ -31,13 +32,16 @@ struct FlowEntry {
     uint16_t app;        // application label id (pipeline/app_classifier.hh), 0 = unknown
     uint8_t in_use;
     uint8_t app_tried;   // bit per key direction: its first payload was already scanned
+    uint32_t waves;      // handle into the table's WavePool (flowtable/waves.hh); 0 = not closing
     TcpConn conn;
 };
+static_assert(sizeof(FlowEntry) == 112, "waves uses the padding before conn: keep entries small");
 
 struct FlowTableCounters {
     uint64_t created = 0;
     uint64_t ended[count_of<EndCause>] = {};
     uint64_t evictions[count_of<EvictReason>] = {};
+    uint64_t waves_pool_empty = 0;  // closes that recorded no waves: the wave pool was empty
 };
 
 class FlowTable {
@@ -45,13 +49,18 @@ public:
     static constexpr unsigned bucket_slots = 8;
     static constexpr uint32_t no_entry = UINT32_MAX;
 
+    // Closing flows' teardown waves: a pool of min(capacity, 65536) by default; 0 disables them.
+    static constexpr uint32_t wave_pool_auto = UINT32_MAX;
+    static constexpr uint32_t wave_pool_default_max = 65536;
+
     // Throws std::invalid_argument / std::bad_alloc at start-up only.
-    FlowTable(uint32_t capacity, const FlowTimeouts& timeouts);
+    FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t wave_pool = wave_pool_auto);
 
     uint32_t capacity() const noexcept { return capacity_; }
     uint32_t active() const noexcept { return active_; }
     const FlowTableCounters& counters() const noexcept { return counters_; }
     const FlowTimeouts& timeouts() const noexcept { return timeouts_; }
+    const WavePool& wave_pool() const noexcept { return waves_; }
 
     // Start pulling the key's buckets into cache; call for a whole burst before process().
     void prefetch(uint32_t hash) const noexcept {
@@ -105,6 +114,14 @@ private:
     // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.
     uint32_t pick_victim(uint32_t hash) const noexcept;
     bool full() const noexcept { return free_top_ == 0 && fresh_ == capacity_; }
+    // The teardown ladder's hook: established flows (handle 0) pay this one branch on a segment
+    // without FIN or RST.
+    void note_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
+        if (__builtin_expect((e.waves | (seg.flags & (tcp_flag::fin | tcp_flag::rst))) == 0, 1))
+            return;
+        closing_wave(e, seg);
+    }
+    void closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept;
 
     uint32_t capacity_;
     uint32_t bucket_mask_;
@@ -119,6 +136,7 @@ private:
     ZeroedArray<Bucket> buckets_;
     ZeroedArray<FlowEntry> entries_;
     ZeroedArray<uint32_t> free_;
+    WavePool waves_;
 };
 
 template <typename Sink>
@@ -127,7 +145,12 @@ void FlowTable::end(uint32_t idx, EndCause cause, Sink& sink) noexcept {
     ConnResult r;
     e.conn.finish(cause, r);
     counters_.ended[static_cast<size_t>(cause)]++;
+    const bool has_waves = e.waves != 0 && e.waves != wave_none;
+    ending_waves = {&e, has_waves ? &waves_.at(e.waves) : nullptr};
     sink(static_cast<const FlowEntry&>(e), static_cast<const ConnResult&>(r));
+    ending_waves = {};
+    if (has_waves) waves_.release(e.waves);
+    e.waves = 0;
 }
 
 template <typename Sink>
@@ -170,6 +193,7 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
+            note_wave(*e, seg);
             return e;
         }
         if (e->conn.update(seg) == TcpConn::Verdict::reuse) {
@@ -179,6 +203,7 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
             e->app_tried = 0;
             e->conn.start(seg);
         }
+        note_wave(*e, seg);
         return e;
     }
     uint32_t idx = insert_or_evict(key, hash, seg.ts_us, sink);
@@ -186,6 +211,7 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
     e = &entries_[idx];
     counters_.created++;
     e->conn.start(seg);
+    note_wave(*e, seg);
     return e;
 }
 

@@ -76,6 +76,7 @@ void sync_table_counters(Worker& w) noexcept {
     w.stats.flows_active.set(t.active());
     w.stats.flows_created.set(t.counters().created);
     for (size_t r = 0; r < count_of<EvictReason>; r++) w.stats.evictions[r].set(t.counters().evictions[r]);
+    w.stats.waves_pool_empty.set(t.counters().waves_pool_empty);
 }
 
 inline uint64_t mbuf_ts(const Worker& w, const rte_mbuf* m) noexcept {
