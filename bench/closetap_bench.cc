@@ -116,23 +116,6 @@ double thread_cpu_s() {
     return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
 }
 
-// worker.cc's RecordSink is file-local; the sweep and the final flush need the same hand-over,
-// so this is a copy of it (count, make the record, enqueue; count a drop when the ring is full
-// unless lossless).
-struct BenchSink {
-    Worker& w;
-    void operator()(const FlowEntry& e, const ConnResult& r) const noexcept {
-        w.stats.count_conn(r, e.app);
-        ConnRecord rec = make_record(e, r, static_cast<uint8_t>(w.id));
-        while (rte_ring_sp_enqueue_elem(w.records, &rec, sizeof(rec)) != 0) {
-            if (!w.lossless) {
-                w.stats.records_dropped.add();
-                return;
-            }
-            rte_pause();
-        }
-    }
-};
 
 struct Shard {
     std::unique_ptr<Worker> w;
@@ -178,7 +161,7 @@ size_t build_window(Shard& s, size_t max, const RxTimestamp& ts) {
 int run_shard(void* arg) {
     Shard& s = *static_cast<Shard*>(arg);
     Worker& w = *s.w;
-    BenchSink sink{w};
+    RecordSink sink{w};
     if (s.flush) {
         w.lossless = true;  // as worker_main's final flush
         w.table->flush(s.now_us, EndCause::end_of_input, sink);

@@ -51,22 +51,6 @@ inline void classify_app(Worker& w, FlowEntry& e, const TcpSegment& s, const uin
                              caplen);
 }
 
-// Hands an ended connection to the control thread.
-struct RecordSink {
-    Worker& w;
-    void operator()(const FlowEntry& e, const ConnResult& r) const noexcept {
-        w.stats.count_conn(r, e.app);
-        ConnRecord rec = make_record(e, r, static_cast<uint8_t>(w.id));
-        while (rte_ring_sp_enqueue_elem(w.records, &rec, sizeof(rec)) != 0) {
-            if (!w.lossless) {
-                w.stats.records_dropped.add();
-                return;
-            }
-            rte_pause();  // offline: the writer drains; a file read has no packets to lose
-        }
-    }
-};
-
 inline uint64_t tsc_now_us(const Worker& w) noexcept {
     return w.wall0_us + (rte_rdtsc() - w.tsc0) * 1000000u / w.tsc_hz;
 }
@@ -246,6 +230,18 @@ rte_ring* create_packet_ring(unsigned worker_id, unsigned socket_id, unsigned si
     if (r == nullptr)
         throw std::runtime_error("cannot create a dispatch ring: " + std::string(rte_strerror(rte_errno)));
     return r;
+}
+
+void RecordSink::operator()(const FlowEntry& e, const ConnResult& r) const noexcept {
+    w.stats.count_conn(r, e.app);
+    ConnRecord rec = make_record(e, r, static_cast<uint8_t>(w.id));
+    while (rte_ring_sp_enqueue_elem(w.records, &rec, sizeof(rec)) != 0) {
+        if (!w.lossless) {
+            w.stats.records_dropped.add();
+            return;
+        }
+        rte_pause();  // offline: the writer drains; a file read has no packets to lose
+    }
 }
 
 void ScratchDeleter::operator()(Burst* p) const noexcept { delete p; }

@@ -79,6 +79,13 @@ struct alignas(64) Worker {
     std::atomic<bool> done{false};
 };
 
+// Hands an ended connection to the control thread: counts it, and enqueues its record on the
+// worker's ring (offline: waits for room; live: counts a drop). The flow table's sink.
+struct RecordSink {
+    Worker& w;
+    void operator()(const FlowEntry& e, const ConnResult& r) const noexcept;
+};
+
 // The lcore entry point (rte_eal_remote_launch); `arg` is the Worker.
 int worker_main(void* arg);
 
