@@ -53,7 +53,9 @@ struct Reader {
         if (!map.IsMap()) fail(map, path.empty() ? "top level" : path, "expected a mapping of keys (key: value)" + got(map));
         std::set<std::string> seen;
         for (auto it = map.begin(); it != map.end(); ++it) {
-            const YAML::Node& k = it->first;
+            // Copies: yaml-cpp's iterator yields a temporary pair, references into it dangle.
+            const YAML::Node k = it->first;
+            const YAML::Node v = it->second;
             if (!k.IsScalar()) fail(k, path.empty() ? "top level" : path, "keys must be plain names");
             const std::string name = k.Scalar();
             const std::string kp = path.empty() ? name : path + "." + name;
@@ -64,8 +66,8 @@ struct Reader {
                 fail(k, kp, "unknown key (known here: " + list + ")");
             }
             if (!seen.insert(name).second) fail(k, kp, "given twice");
-            if (it->second.IsNull()) continue;
-            fn(name, it->second, kp);
+            if (v.IsNull()) continue;
+            fn(name, v, kp);
         }
     }
 
