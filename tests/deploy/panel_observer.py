@@ -24,6 +24,9 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from testlib import get, scrape_value, wait_until as _wait_until  # noqa: E402
+
 METRICS_PORT = 19590
 METRICS = f"127.0.0.1:{METRICS_PORT}"
 PROM = "127.0.0.1:19591"
@@ -33,22 +36,8 @@ SUBST = {"$__rate_interval": "1m", "$__interval": "5s", "$__range": "2m",
          "${datasource}": "closetap-prometheus", "$site": ".*", "$tap": ".*"}
 
 
-def get(url, timeout=3, data=None):
-    with urllib.request.urlopen(url, data=data, timeout=timeout) as r:
-        return r.read().decode()
-
-
 def wait_until(what, fn, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"panel_observer: timed out waiting for {what}")
+    return _wait_until(what, fn, seconds, who="panel_observer")
 
 
 def prom_api(path, **params):
@@ -61,13 +50,6 @@ def prom_api(path, **params):
 
 def query(q):
     return prom_api("/api/v1/query", query=q)
-
-
-def scrape_value(text, name):
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 def substitute(expr):

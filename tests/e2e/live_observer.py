@@ -17,27 +17,16 @@ import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from testlib import get, scrape_value, wait_until as _wait_until  # noqa: E402
+
 METRICS = "127.0.0.1:19490"
-CHILDREN = []
 PROM = "127.0.0.1:19090"
-
-
-def get(url, timeout=2):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
+CHILDREN = []
 
 
 def wait_until(what, fn, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"live_observer: timed out waiting for {what}")
+    return _wait_until(what, fn, seconds, who="live_observer")
 
 
 def prom_query(q):
@@ -46,13 +35,6 @@ def prom_query(q):
     if body.get("status") != "success":
         raise SystemExit(f"live_observer: query {q!r} failed: {body}")
     return body["data"]["result"]
-
-
-def scrape_value(text, name):
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 def main():

@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from testlib import Checker  # noqa: E402
+
 STABLE_KEYS = ["ts", "orig_h", "orig_p", "resp_h", "resp_p", "close", "initiator", "half_close",
                "conn_state", "history", "fin_ack", "teardown_s", "orig_pkts", "resp_pkts",
                "app", "reason"]
@@ -52,20 +55,6 @@ def metric_sum(metrics, name, **want):
 
 def key_of(r):
     return (r["orig_h"], r["orig_p"], r["resp_h"], r["resp_p"], r["ts"])
-
-
-class Checker:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}" + (f": {detail}" if detail else ""))
 
 
 def run_closetap(closetap, pcap, tmp, extra=()):

@@ -22,24 +22,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from testlib import Checker  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Checker:
-    def __init__(self):
-        self.passed = self.failed = self.skipped = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}" + (f": {detail}" if detail else ""))
-
-    def skip(self, what):
-        self.skipped += 1
-        print(f"SKIP {what}")
 
 
 def endpoint(h, p):
