@@ -10,6 +10,9 @@
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
 #endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace closetap {
 
@@ -18,7 +21,21 @@ struct FlowKey {
     uint16_t port[2];
 
     bool operator==(const FlowKey& o) const noexcept {
+#if defined(__SSE2__)
+        // Inline: two 16-byte compares and the ports (libc's memcmp is a call per lookup).
+        const auto* a = reinterpret_cast<const unsigned char*>(this);
+        const auto* b = reinterpret_cast<const unsigned char*>(&o);
+        const __m128i e0 = _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)),
+                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+        const __m128i e1 = _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 16)),
+                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+        uint32_t pa, pb;
+        std::memcpy(&pa, a + 32, 4);
+        std::memcpy(&pb, b + 32, 4);
+        return _mm_movemask_epi8(_mm_and_si128(e0, e1)) == 0xffff && pa == pb;
+#else
         return std::memcmp(this, &o, sizeof(*this)) == 0;
+#endif
     }
 };
 static_assert(sizeof(FlowKey) == 36, "FlowKey must have no padding: it is compared with memcmp");
@@ -28,8 +45,14 @@ static_assert(sizeof(FlowKey) == 36, "FlowKey must have no padding: it is compar
 inline uint8_t make_flow_key(const std::array<uint8_t, 16>& src, uint16_t sport,
                              const std::array<uint8_t, 16>& dst, uint16_t dport,
                              FlowKey& key) noexcept {
-    int c = std::memcmp(src.data(), dst.data(), 16);
-    bool swap = c > 0 || (c == 0 && sport > dport);
+    // Lexicographic order of the 16-byte addresses, as memcmp would give it, from two
+    // big-endian 64-bit words each (no libc call on the hot path).
+    uint64_t s[2], d[2];
+    std::memcpy(s, src.data(), 16);
+    std::memcpy(d, dst.data(), 16);
+    const uint64_t s0 = __builtin_bswap64(s[0]), d0 = __builtin_bswap64(d[0]);
+    const uint64_t s1 = __builtin_bswap64(s[1]), d1 = __builtin_bswap64(d[1]);
+    const bool swap = s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : sport > dport;
     if (!swap) {
         key.addr[0] = src;
         key.addr[1] = dst;

@@ -37,20 +37,6 @@ void FlowTable::closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
     record_wave(waves_.at(e.waves), seg);
 }
 
-FlowEntry* FlowTable::lookup(const FlowKey& key, uint32_t hash) noexcept {
-    const uint16_t sig = sig_of(hash);
-    const uint32_t bs[2] = {hash & bucket_mask_, alt_bucket(hash)};
-    for (uint32_t b : bs) {
-        const Bucket& bk = buckets_[b];
-        for (unsigned s = 0; s < bucket_slots; s++) {
-            if (bk.sig[s] != sig) continue;
-            FlowEntry& e = entries_[bk.idx[s]];
-            if (e.hash == hash && e.key == key) return &e;
-        }
-    }
-    return nullptr;
-}
-
 uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
     if (full()) return no_entry;
     const uint32_t b1 = hash & bucket_mask_, b2 = alt_bucket(hash);

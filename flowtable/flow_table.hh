@@ -14,6 +14,10 @@
 #include <cstdint>
 #include <memory>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "flowtable/conn_types.hh"
 #include "flowtable/flow_key.hh"
 #include "flowtable/tcp_conn.hh"
@@ -62,10 +66,25 @@ public:
     const FlowTimeouts& timeouts() const noexcept { return timeouts_; }
     const WavePool& wave_pool() const noexcept { return waves_; }
 
-    // Start pulling the key's buckets into cache; call for a whole burst before process().
+    // Lookups of a burst go in two prefetch stages, as rte_hash's bulk lookup does: first the
+    // key's two buckets (prefetch), then, once those have arrived, the entries whose signature
+    // matches (prefetch_entries), so that process() finds both in cache.
     void prefetch(uint32_t hash) const noexcept {
         __builtin_prefetch(&buckets_[hash & bucket_mask_]);
         __builtin_prefetch(&buckets_[alt_bucket(hash)]);
+    }
+    void prefetch_entries(uint32_t hash) const noexcept {
+        const uint16_t sig = sig_of(hash);
+        for (uint32_t b : {hash & bucket_mask_, alt_bucket(hash)}) {
+            const Bucket& bk = buckets_[b];
+            for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
+                // An entry is 112 bytes: up to three cache lines, all touched by process().
+                const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
+                __builtin_prefetch(p);
+                __builtin_prefetch(p + 56);
+                __builtin_prefetch(p + sizeof(FlowEntry) - 1);
+            }
+        }
     }
 
     // Apply one segment. Ended connections (timeout seen on this packet, reuse, eviction) are
@@ -80,7 +99,17 @@ public:
     // `now_us` end as timed out; the rest as `cause`.
     template <typename Sink> void flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept;
 
-    FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept;
+    FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept {
+        const uint16_t sig = sig_of(hash);
+        for (uint32_t b : {hash & bucket_mask_, alt_bucket(hash)}) {
+            const Bucket& bk = buckets_[b];
+            for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
+                FlowEntry& e = entries_[bk.idx[__builtin_ctz(m)]];
+                if (e.hash == hash && e.key == key) return &e;
+            }
+        }
+        return nullptr;
+    }
 
 private:
     struct alignas(64) Bucket {
@@ -90,6 +119,29 @@ private:
     static_assert(sizeof(Bucket) == 64);
 
     static uint16_t sig_of(uint32_t hash) noexcept { return static_cast<uint16_t>(hash >> 16) | 1; }
+    // Bit s set when slot s of the bucket holds signature `sig` (one SSE2 compare of all 8).
+    static unsigned match_mask(const Bucket& b, uint16_t sig) noexcept {
+#if defined(__SSE2__)
+        const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+        const auto bytes = static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)))));
+        return even_bits(bytes);
+#else
+        unsigned m = 0;
+        for (unsigned s = 0; s < bucket_slots; s++) m |= unsigned{b.sig[s] == sig} << s;
+        return m;
+#endif
+    }
+#if defined(__SSE2__)
+    // Every other bit of a 16-bit byte mask (both bytes of a matching 16-bit lane are set).
+    static unsigned even_bits(unsigned bytes) noexcept {
+        unsigned x = bytes & 0x5555u;
+        x = (x | (x >> 1)) & 0x3333u;
+        x = (x | (x >> 2)) & 0x0f0fu;
+        x = (x | (x >> 4)) & 0x00ffu;
+        return x;
+    }
+#endif
     uint32_t alt_bucket(uint32_t hash) const noexcept {
         // A second, independent choice derived from the signature, as rte_hash does.
         return (hash ^ (static_cast<uint32_t>(sig_of(hash)) * 0x5bd1e995u)) & bucket_mask_;

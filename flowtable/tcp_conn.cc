@@ -11,18 +11,12 @@ namespace closetap {
 
 namespace {
 
-constexpr int32_t seq_delta(uint32_t a, uint32_t b) noexcept {
-    return static_cast<int32_t>(a - b);
-}
+using tcp_detail::max_first_back;
+using tcp_detail::max_pkts;
+using tcp_detail::seq_delta;
+using tcp_detail::too_large_seq_delta;
 
-// Zeek's TOO_LARGE_SEQ_DELTA: SYN/RST sequence jumps beyond this are not trusted.
-constexpr int32_t too_large_seq_delta = 1048576;
-
-constexpr uint64_t max_first_back = (uint64_t{1} << 40) - 1;
 constexpr uint64_t max_close_back = (uint64_t{1} << 32) - 1;
-constexpr uint32_t max_pkts = (1u << 24) - 1;
-constexpr int32_t ack_off_max = (1 << 23) - 1;
-constexpr int32_t ack_off_min = -(1 << 23);
 constexpr unsigned wscale_unknown = 15;
 constexpr unsigned hist_cap = 15;  // nibbles
 
@@ -34,6 +28,8 @@ constexpr uint32_t rst_slack = 65535;
 // History letters as 4-bit codes; 15 escapes to a second nibble for the rare letters.
 constexpr char hist_code1[15] = {'S', 's', 'H', 'h', 'A', 'a', 'D', 'd',
                                  'F', 'f', 'R', 'r', 'T', 't', '^'};
+static_assert(hist_code1[tcp_detail::hist_A] == 'A' && hist_code1[tcp_detail::hist_D] == 'D' &&
+              hist_code1[tcp_detail::hist_D + 1] == 'd', "tcp_conn.hh fast path codes");
 constexpr char hist_code2[12] = {'W', 'w', 'G', 'g', 'I', 'i', 'Q', 'q', 'C', 'c', 'X', 'x'};
 constexpr unsigned hist_esc = 15;
 
@@ -243,25 +239,6 @@ const CloseTable close_table = {{
 
 // ---------------------------------------------------------------------------------------------
 // Sequence bookkeeping (Zeek's start_seq / last_seq / ack_seq per endpoint).
-
-uint32_t TcpConn::ack_seq(const Side& s) const noexcept {
-    // ack_off is a 24-bit two's complement offset from last.
-    int32_t off = static_cast<int32_t>(static_cast<uint32_t>(s.ack_off) << 8) >> 8;
-    return s.last + static_cast<uint32_t>(off);
-}
-
-void TcpConn::set_ack_seq(Side& s, uint32_t ack) noexcept {
-    // Saturating: an ACK more than 8 MiB behind last (a huge in-flight window) or ahead of it
-    // (capture lost > 8 MiB) is clamped; Size() and the RST window check degrade gracefully.
-    int32_t off = std::clamp(seq_delta(ack, s.last), ack_off_min, ack_off_max);
-    s.ack_off = static_cast<uint32_t>(off) & 0xffffffu;
-}
-
-void TcpConn::set_last(Side& s, uint32_t last) noexcept {
-    uint32_t ack = ack_seq(s);
-    s.last = last;
-    set_ack_seq(s, ack);
-}
 
 void TcpConn::set_state(Side& s, ZeekState new_state) noexcept {
     if (static_cast<unsigned>(new_state) != s.zstate) {
@@ -741,13 +718,13 @@ void TcpConn::start(const TcpSegment& first) noexcept {
     apply(first);
 }
 
-TcpConn::Verdict TcpConn::update(const TcpSegment& seg) noexcept {
+TcpConn::Verdict TcpConn::update_slow(const TcpSegment& seg) noexcept {
     if (is_reuse(seg)) return Verdict::reuse;
     apply(seg);
     return Verdict::ok;
 }
 
-TimeoutClass TcpConn::timeout_class() const noexcept {
+TimeoutClass TcpConn::timeout_class_slow() const noexcept {
     // Which of Zeek's timers would end this connection, from Zeek's endpoint states (so that
     // records split where Zeek's do):
     //  - the attempt timer (TCPSessionAdapter::AttemptTimer): the originator is still in
@@ -779,9 +756,6 @@ TimeoutClass TcpConn::timeout_class() const noexcept {
     }
 }
 
-uint64_t TcpConn::last_ts_us() const noexcept { return last_ts_; }
-bool TcpConn::closing() const noexcept { return is_closing(close_state()); }
-uint8_t TcpConn::orig_dir() const noexcept { return static_cast<uint8_t>(orig_dir_); }
 
 ConnState TcpConn::zeek_conn_state(const char* history) const noexcept {
     // scripts/base/protocols/conn/main.zeek, function conn_state.

@@ -10,6 +10,7 @@
 //    own code structure so that conn_state and history can be audited against it line by line.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -78,15 +79,27 @@ public:
 
     // Begin a connection with its first segment (decides which key side is the originator).
     void start(const TcpSegment& first) noexcept;
-    Verdict update(const TcpSegment& seg) noexcept;
+    // Most segments of a busy tap are ACKs and data of connections both of whose ends are
+    // established: update() applies those inline (fast_update, below the class), with exactly
+    // the effect the full machine would have, and hands everything else to update_slow().
+    Verdict update(const TcpSegment& seg) noexcept {
+        if (fast_update(seg)) return Verdict::ok;
+        return update_slow(seg);
+    }
+    Verdict update_slow(const TcpSegment& seg) noexcept;
 
-    TimeoutClass timeout_class() const noexcept;
-    uint64_t last_ts_us() const noexcept;
+    TimeoutClass timeout_class() const noexcept {
+        if (both_established()) return TimeoutClass::established;
+        return timeout_class_slow();
+    }
+    uint64_t last_ts_us() const noexcept { return last_ts_; }
     // Time of the connection's first segment (Zeek's attempt timer runs from it).
     uint64_t first_ts_us() const noexcept { return last_ts_ - first_back_; }
     // A FIN or RST was seen: the flow table protects such flows from eviction.
-    bool closing() const noexcept;
-    uint8_t orig_dir() const noexcept;
+    bool closing() const noexcept {
+        return close_state_ >= static_cast<unsigned>(CloseState::fin1_o);
+    }
+    uint8_t orig_dir() const noexcept { return static_cast<uint8_t>(orig_dir_); }
 
     // Conclude the record; `cause` says why it ends (timeouts turn a half-open flow into
     // reason half_open_timeout, for example).
@@ -107,6 +120,8 @@ public:
     }
 
 private:
+    friend struct TcpConnTestAccess;  // tests/test_tcp_conn.cc: the fast path against the slow
+
     // Per key direction (dir 0 / dir 1 of the flow key). 16 bytes.
     struct Side {
         uint32_t start;  // Zeek start_seq
@@ -154,6 +169,19 @@ private:
     uint64_t hist_len_ : 4;
 
     unsigned role_dir(bool orig) const noexcept { return orig ? orig_dir_ : 1u - orig_dir_; }
+
+    // The fast path's precondition on the connection: the close machine and both of Zeek's
+    // endpoints are ESTABLISHED (so no FIN or RST was seen and no timer but inactivity runs).
+    bool both_established() const noexcept {
+        constexpr auto est = static_cast<unsigned>(ZeekState::established);
+        return close_state_ == static_cast<unsigned>(CloseState::established) &&
+               side_[0].zstate == est && side_[1].zstate == est;
+    }
+    bool fast_update(const TcpSegment& seg) noexcept;
+    TimeoutClass timeout_class_slow() const noexcept;
+    // Is the one-nibble history code in the history? Exact when the history holds no escaped
+    // (two-nibble) letter; false (take the slow path) when it does.
+    bool history_has_code1(unsigned code) const noexcept;
     bool is_orig_dir(unsigned dir) const noexcept { return dir == orig_dir_; }
 
     uint32_t ack_seq(const Side& s) const noexcept;
@@ -190,5 +218,104 @@ private:
 };
 
 static_assert(sizeof(TcpConn) <= 64, "TcpConn lives inside a flow-table entry: keep it small");
+
+namespace tcp_detail {
+constexpr int32_t seq_delta(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b); }
+// Zeek's TOO_LARGE_SEQ_DELTA: SYN/RST sequence jumps beyond this are not trusted.
+inline constexpr int32_t too_large_seq_delta = 1048576;
+inline constexpr int32_t ack_off_max = (1 << 23) - 1;
+inline constexpr int32_t ack_off_min = -(1 << 23);
+inline constexpr uint32_t max_pkts = (1u << 24) - 1;
+inline constexpr uint64_t max_first_back = (uint64_t{1} << 40) - 1;
+// History codes of the letters the fast path needs (tcp_conn.cc, hist_code1).
+inline constexpr unsigned hist_A = 4, hist_D = 6;  // +1: the responder's lowercase letter
+}  // namespace tcp_detail
+
+inline uint32_t TcpConn::ack_seq(const Side& s) const noexcept {
+    // ack_off is a 24-bit two's complement offset from last.
+    int32_t off = static_cast<int32_t>(static_cast<uint32_t>(s.ack_off) << 8) >> 8;
+    return s.last + static_cast<uint32_t>(off);
+}
+
+inline void TcpConn::set_ack_seq(Side& s, uint32_t ack) noexcept {
+    // Saturating: an ACK more than 8 MiB behind last (a huge in-flight window) or ahead of it
+    // (capture lost > 8 MiB) is clamped; Size() and the RST window check degrade gracefully.
+    int32_t off = std::clamp(tcp_detail::seq_delta(ack, s.last), tcp_detail::ack_off_min,
+                             tcp_detail::ack_off_max);
+    s.ack_off = static_cast<uint32_t>(off) & 0xffffffu;
+}
+
+inline void TcpConn::set_last(Side& s, uint32_t last) noexcept {
+    uint32_t ack = ack_seq(s);
+    s.last = last;
+    set_ack_seq(s, ack);
+}
+
+inline bool TcpConn::history_has_code1(unsigned code) const noexcept {
+    // SWAR search of the 15 nibbles: a nibble equal to `code` becomes zero under the XOR, and
+    // (x - 0x11..1) & ~x & 0x88..8 flags zero nibbles. Borrows can only flag nibbles above a
+    // real zero, so "any flag below hist_len_" is exact.
+    constexpr uint64_t ones = 0x0111111111111111ull;
+    const uint64_t h = hist_;
+    const uint64_t in_len = (uint64_t{1} << (4 * hist_len_)) - 1;
+    auto zeros = [](uint64_t x) { return (x - ones) & ~x & (ones * 8); };
+    if (zeros(h ^ (ones * 0xf)) & in_len) return false;  // an escaped letter: slow path
+    return (zeros(h ^ (ones * code)) & in_len) != 0;
+}
+
+// An ACK (with or without payload, no SYN/FIN/RST, non-zero window) on a connection whose close
+// machine and both Zeek endpoints are ESTABLISHED, whose history already holds this direction's
+// A (or D, with payload). Every step of zeek_process / apply / track_fin_ack then reduces to
+// what is written here; tests/test_tcp_conn.cc checks byte for byte against update_slow() on
+// random segment sequences.
+inline bool TcpConn::fast_update(const TcpSegment& seg) noexcept {
+    using namespace tcp_detail;
+    constexpr uint8_t ctl = tcp_flag::syn | tcp_flag::fin | tcp_flag::rst;
+    if ((seg.flags & (ctl | tcp_flag::ack)) != tcp_flag::ack || seg.window == 0 ||
+        !both_established())
+        return false;
+    const unsigned d = seg.dir & 1u;
+    Side& ep = side_[d];
+    Side& peer = side_[1 - d];
+    const bool is_orig = d == orig_dir_;
+    const uint32_t len = seg.payload_len;
+    if (!history_has_code1((len ? hist_D : hist_A) + (is_orig ? 0 : 1))) return false;
+
+    // apply(): packet time and counts (not closing: no teardown clock).
+    if (seg.ts_us > last_ts_) {
+        uint64_t delta = seg.ts_us - last_ts_;
+        last_ts_ = seg.ts_us;
+        first_back_ = std::min<uint64_t>(first_back_ + delta, max_first_back);
+    }
+    if (d == 0) {
+        if (pkts0_ < max_pkts) pkts0_ = pkts0_ + 1;
+    } else if (pkts1_ < max_pkts) {
+        pkts1_ = pkts1_ + 1;
+    }
+    // zeek_process(): the ACK advances the peer's ack_seq; the segment advances last_seq or is
+    // a retransmission.
+    const uint32_t peer_ack_before = ack_seq(peer);
+    if (seq_delta(seg.ack, peer.start) >= 0) {
+        int32_t delta_ack = seq_delta(seg.ack, peer_ack_before);
+        if (!(seg.ack == 0 && delta_ack > too_large_seq_delta) && delta_ack > 0)
+            set_ack_seq(peer, seg.ack);
+    }
+    const uint32_t seq_one_past = seg.seq + len;
+    if (seq_delta(seq_one_past, ep.last) > 0) {
+        set_last(ep, seq_one_past);
+    } else if (len > 0 && ep.rxmt < 127) {
+        ep.rxmt = ep.rxmt + 1;
+        scaled_history(is_orig, 'T', ep.rxmt);
+    }
+    // track_fin_ack() (b): no FIN yet on either side; remember that this side's highest ACK
+    // came on a segment sent before its own FIN.
+    const uint32_t max_now = ack_seq(peer);
+    if (seg.ack == max_now) {
+        const unsigned bit = 1u << d;
+        if (max_now != peer_ack_before) m_fin_ = m_fin_ & ~bit;
+        m_pre_ = m_pre_ | bit;
+    }
+    return true;
+}
 
 }  // namespace closetap

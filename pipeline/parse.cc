@@ -979,14 +979,83 @@ private:
 
 }  // namespace
 
-PacketClass parse_packet(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
-                         ParsedPacket& out, ParseError& err) noexcept {
+namespace {
+
+// The shape most tap traffic has: Ethernet, at most one 802.1Q tag, an option-less IPv4 header
+// of an unfragmented datagram that is all captured, TCP without SYN (no options to read). Fills
+// `out` exactly as the Walker would (tests/test_parse.cc compares the two on mutated frames) and
+// returns false, having written nothing the Walker would not overwrite, for anything else.
+inline bool parse_plain_ipv4_tcp(const uint8_t* d, uint32_t caplen, ParsedPacket& out) noexcept {
+    if (caplen < 54) {
+        return false;
+    }
+    uint32_t off = 14;
+    uint16_t type = be16(d + 12);
+    if (type == ethertype::vlan) {
+        if (caplen < 58) {
+            return false;
+        }
+        type = be16(d + 16);
+        off = 18;
+    }
+    const uint8_t* ip = d + off;
+    if (type != ethertype::ipv4 || ip[0] != 0x45 || ip[9] != ipproto::tcp ||
+        (be16(ip + 6) & 0x3fff) != 0) {
+        return false;
+    }
+    const uint32_t total = be16(ip + 2);
+    const uint8_t* tcp = ip + 20;
+    const uint32_t hdr_len = (tcp[12] >> 4) * 4u;
+    if (total < 40 || off + total > caplen || hdr_len < 20 || 20 + hdr_len > total ||
+        (tcp[13] & 0x02) != 0) {
+        return false;
+    }
+    if (off == 18) {
+        out.vlan_depth = 1;
+        out.encap = encap::vlan;
+    }
+    out.ip_version = 4;
+    out.src[10] = 0xff;
+    out.src[11] = 0xff;
+    std::memcpy(out.src.data() + 12, ip + 12, 4);
+    out.dst[10] = 0xff;
+    out.dst[11] = 0xff;
+    std::memcpy(out.dst.data() + 12, ip + 16, 4);
+    out.sport = be16(tcp);
+    out.dport = be16(tcp + 2);
+    out.seq = be32(tcp + 4);
+    out.ack = be32(tcp + 8);
+    out.flags = tcp[13];
+    out.window = be16(tcp + 14);
+    const uint32_t payload_off = off + 20 + hdr_len;
+    out.payload_len = off + total - payload_off;
+    out.payload_offset = static_cast<uint16_t>(payload_off);
+    out.payload_caplen = static_cast<uint16_t>(out.payload_len);  // <= 65535 - 40
+    return true;
+}
+
+}  // namespace
+
+PacketClass parse_packet_walk(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
+                              ParsedPacket& out, ParseError& err) noexcept {
     out = ParsedPacket{};
     out.wscale = 0xff;
     if (data == nullptr) {
         caplen = 0;
     }
     return Walker(data, caplen, opt.verify_checksums, out).run(opt.link, err);
+}
+
+PacketClass parse_packet(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
+                         ParsedPacket& out, ParseError& err) noexcept {
+    if (opt.link == LinkType::ethernet && !opt.verify_checksums && data != nullptr) {
+        out = ParsedPacket{};
+        out.wscale = 0xff;
+        if (parse_plain_ipv4_tcp(data, caplen, out)) {
+            return PacketClass::tcp;
+        }
+    }
+    return parse_packet_walk(data, caplen, opt, out, err);
 }
 
 }  // namespace closetap

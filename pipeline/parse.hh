@@ -128,4 +128,9 @@ struct ParseOptions {
 PacketClass parse_packet(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
                          ParsedPacket& out, ParseError& err) noexcept;
 
+// The general walk alone, without parse_packet's fast path for plain Ethernet/IPv4/TCP frames:
+// the reference the fast path is tested against (same contract as parse_packet).
+PacketClass parse_packet_walk(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
+                              ParsedPacket& out, ParseError& err) noexcept;
+
 }  // namespace closetap

@@ -19,7 +19,9 @@
 namespace closetap {
 namespace {
 
-constexpr unsigned prefetch_ahead = 4;
+constexpr unsigned prefetch_ahead = 4;    // packet data, packets ahead of the parser
+constexpr unsigned mbuf_ahead = 8;        // mbuf headers (the data address is in them)
+constexpr unsigned entry_lag = 8;         // flow entries, packets behind the bucket prefetch
 constexpr unsigned expire_budget = 64;  // entries the sweep looks at per loop
 
 }  // namespace
@@ -71,13 +73,29 @@ inline uint64_t mbuf_ts(const Worker& w, const rte_mbuf* m) noexcept {
 // packet carries the index of the queue it came from (b.queue): its link type and port slot.
 void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept {
     WorkerStats& st = w.stats;
+    FlowTable& table = *w.table;
+    // Stage 2 of the lookup: by the time the parser is entry_lag packets further, packet i's
+    // buckets have arrived and its entry can be fetched.
+    auto prefetch_entry = [&](unsigned i) {
+        if (b.tcp[i]) table.prefetch_entries(b.hashes[i]);
+    };
+    for (unsigned i = 0; i < n && i < mbuf_ahead; i++) {
+        rte_prefetch0(b.pkts[i]);
+        rte_prefetch0(&b.pkts[i]->cacheline1);  // the rx timestamp dynfield
+    }
     for (unsigned i = 0; i < n && i < prefetch_ahead; i++)
         rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i], void*));
+    uint64_t rx_bytes[max_ports] = {};
     for (unsigned i = 0; i < n; i++) {
+        if (i >= entry_lag) prefetch_entry(i - entry_lag);
+        if (i + mbuf_ahead < n) {
+            rte_prefetch0(b.pkts[i + mbuf_ahead]);
+            rte_prefetch0(&b.pkts[i + mbuf_ahead]->cacheline1);
+        }
         if (i + prefetch_ahead < n) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i + prefetch_ahead], void*));
         rte_mbuf* m = b.pkts[i];
         const WorkerQueue& q = w.queues[b.queue[i]];
-        st.rx_bytes[q.slot].add(rte_pktmbuf_pkt_len(m));
+        rx_bytes[q.slot] += rte_pktmbuf_pkt_len(m);
         uint64_t ts = now_us;
         if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) ts = mbuf_ts(w, m);
         if (ts > now_us) now_us = ts;
@@ -112,14 +130,17 @@ void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept
         b.payload_caplen[i] = pp.payload_caplen;
         b.hashes[i] = flow_hash(b.keys[i]);
         if (w.nb_shards > 1 && shard_of(b.hashes[i], w.nb_shards) != w.id) st.wrong_shard.add();
-        w.table->prefetch(b.hashes[i]);
+        table.prefetch(b.hashes[i]);
         b.tcp[i] = true;
     }
+    for (unsigned i = n > entry_lag ? n - entry_lag : 0; i < n; i++) prefetch_entry(i);
+    for (unsigned p = 0; p < max_ports; p++)
+        if (rx_bytes[p] != 0) st.rx_bytes[p].add(rx_bytes[p]);
 
     RecordSink sink{w};
     for (unsigned i = 0; i < n; i++) {
         if (!b.tcp[i]) continue;
-        FlowEntry* e = w.table->process(b.keys[i], b.hashes[i], b.segs[i], sink);
+        FlowEntry* e = table.process(b.keys[i], b.hashes[i], b.segs[i], sink);
         if (e == nullptr) {
             st.flow_alloc_failed.add();
             continue;

@@ -2,6 +2,8 @@
 // expiry by packet time, flush at end of input.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <vector>
 
 #include "flowtable/flow_key.hh"
@@ -70,6 +72,31 @@ TEST(FlowKey, SameAddressesOrderByPort) {
     EXPECT_EQ(a, b);
     EXPECT_EQ(da, 1);
     EXPECT_EQ(db, 0);
+}
+
+TEST(FlowKey, OrderAndEqualityAgreeWithMemcmp) {
+    // The inline comparisons (flow_key.hh) must order endpoints exactly as memcmp of the
+    // 16-byte addresses would, and compare keys as memcmp of all 36 bytes would.
+    uint64_t x = 88172645463325252ull;
+    auto rnd = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+    for (int i = 0; i < 200000; ++i) {
+        std::array<uint8_t, 16> a{}, b{};
+        for (auto& c : a) c = static_cast<uint8_t>(rnd() % 4);  // small alphabet: many ties
+        b = a;
+        const int flips = static_cast<int>(rnd() % 3);
+        for (int f = 0; f < flips; ++f) b[rnd() % 16] = static_cast<uint8_t>(rnd() % 4);
+        const auto pa = static_cast<uint16_t>(rnd() % 3), pb = static_cast<uint16_t>(rnd() % 3);
+        FlowKey k;
+        const uint8_t dir = make_flow_key(a, pa, b, pb, k);
+        const int c = std::memcmp(a.data(), b.data(), 16);
+        ASSERT_EQ(dir, (c > 0 || (c == 0 && pa > pb)) ? 1 : 0);
+        FlowKey k2;
+        make_flow_key(b, pb, a, pa, k2);
+        ASSERT_TRUE(k == k2);
+        FlowKey k3 = k;
+        reinterpret_cast<uint8_t*>(&k3)[rnd() % sizeof k3] ^= static_cast<uint8_t>(1u << (rnd() % 8));
+        ASSERT_EQ(k == k3, std::memcmp(&k, &k3, sizeof k) == 0);
+    }
 }
 
 TEST(FlowKey, DifferentTuplesHashApart) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -962,6 +963,119 @@ TEST(TapLoss, LostFinOfSilentSideIsBeyond) {
     auto r2 = feed(segs, EndCause::idle_timeout);
     EXPECT_EQ(r2.res.fin_ack_orig, FinAck::none);
     EXPECT_EQ(r2.res.reason, Reason::half_open_timeout);
+}
+
+}  // namespace
+}  // namespace closetap
+
+// The inline fast path (TcpConn::fast_update) must leave exactly the state the full machine
+// would: random connections (handshakes, pickups, data with loss, retransmissions, reordering,
+// zero windows, wrapping sequence numbers, closes and resets) are fed segment by segment to one
+// TcpConn through update() and to a copy through update_slow() only; the two must stay equal
+// byte for byte, and the records they conclude equal.
+namespace closetap {
+struct TcpConnTestAccess {
+    static bool fast(TcpConn& c, const TcpSegment& s) { return c.fast_update(s); }
+};
+}  // namespace closetap
+
+namespace closetap {
+namespace {
+
+struct Rng {
+    uint64_t s;
+    uint32_t next() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        return static_cast<uint32_t>(s >> 16);
+    }
+    uint32_t below(uint32_t n) { return next() % n; }
+    bool chance(uint32_t pct) { return below(100) < pct; }
+};
+
+TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
+    Rng rng{0x9e3779b97f4a7c15ull};
+    uint64_t fast_taken = 0, segments = 0;
+    for (int conn_no = 0; conn_no < 4000; ++conn_no) {
+        uint32_t nxt[2] = {rng.next(), rng.next()};  // next seq per direction
+        if (rng.chance(10)) nxt[0] = 0xffffff00u + rng.below(200);  // wraps soon
+        uint64_t ts = 1'700'000'000'000'000ull + rng.below(1000000);
+        std::vector<TcpSegment> segs;
+        auto push = [&](unsigned dir, uint8_t flags, uint32_t len, bool advance = true) {
+            TcpSegment s{};
+            s.ts_us = ts += rng.below(3000);
+            s.dir = static_cast<uint8_t>(dir);
+            s.flags = flags;
+            s.seq = nxt[dir];
+            s.ack = nxt[1 - dir] - (rng.chance(15) ? rng.below(3000) : 0);  // acks lag at times
+            if (!(flags & tcp_flag::ack)) s.ack = 0;
+            s.payload_len = len;
+            s.window = rng.chance(3) ? 0 : static_cast<uint16_t>(1 + rng.below(65535));
+            s.src_port = dir == 0 ? 40000 : 443;
+            s.dst_port = dir == 0 ? 443 : 40000;
+            s.wscale = (flags & tcp_flag::syn) ? static_cast<uint8_t>(rng.below(15)) : 0xff;
+            if (advance) nxt[dir] += len + ((flags & (tcp_flag::syn | tcp_flag::fin)) ? 1 : 0);
+            segs.push_back(s);
+        };
+        const bool pickup = rng.chance(20);
+        if (!pickup) {
+            push(0, syn, 0);
+            if (rng.chance(95)) push(1, syn | ack, 0);
+            if (rng.chance(90)) push(0, ack, 0);
+        }
+        const int data = static_cast<int>(rng.below(60));
+        for (int i = 0; i < data; ++i) {
+            unsigned dir = rng.below(2);
+            uint32_t len = rng.chance(40) ? 0 : 1 + rng.below(1460);
+            if (rng.chance(5)) {  // a retransmission of earlier bytes
+                push(dir, ack | psh, len, false);
+                segs.back().seq -= rng.below(4000);
+                continue;
+            }
+            if (rng.chance(3)) nxt[dir] += 1 + rng.below(5000);  // a segment the tap lost
+            push(dir, ack | (len ? psh : 0), len);
+            if (rng.chance(2)) push(dir, ack | tcp_flag::urg, 0);
+        }
+        switch (rng.below(5)) {
+        case 0: push(0, fin | ack, 0); push(1, ack, 0); push(1, fin | ack, 0); push(0, ack, 0); break;
+        case 1: push(1, fin | ack, 0); push(0, fin | ack, 0); push(1, ack, 0); break;
+        case 2: push(rng.below(2), rst | ack, 0); break;
+        case 3: push(0, fin | ack, rng.below(100)); push(1, ack, 10); push(1, ack, 0); break;
+        default: break;  // left open
+        }
+        if (segs.empty()) continue;
+        if (rng.chance(10)) {
+            const auto n = static_cast<uint32_t>(segs.size());
+            std::swap(segs[rng.below(n)], segs[rng.below(n)]);
+        }
+
+        TcpConn a, b;
+        a.start(segs[0]);
+        b.start(segs[0]);
+        for (size_t i = 1; i < segs.size(); ++i) {
+            TcpConn probe = a;
+            fast_taken += TcpConnTestAccess::fast(probe, segs[i]) ? 1 : 0;
+            segments++;
+            TcpConn::Verdict va = a.update(segs[i]);
+            TcpConn::Verdict vb = b.update_slow(segs[i]);
+            ASSERT_EQ(va, vb) << "connection " << conn_no << " segment " << i;
+            if (va == TcpConn::Verdict::reuse) {
+                a.start(segs[i]);
+                b.start(segs[i]);
+            }
+            ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << "connection " << conn_no << " segment " << i;
+            ASSERT_EQ(a.timeout_class(), b.timeout_class());
+        }
+        ConnResult ra{}, rb{};
+        a.finish(EndCause::idle_timeout, ra);
+        b.finish(EndCause::idle_timeout, rb);
+        ASSERT_STREQ(ra.history, rb.history);
+        ASSERT_EQ(ra.close, rb.close);
+    }
+    // The sequences exercise both paths substantially.
+    EXPECT_GT(fast_taken, segments / 4);
+    EXPECT_LT(fast_taken, segments * 9 / 10);
 }
 
 }  // namespace
