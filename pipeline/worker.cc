@@ -389,6 +389,12 @@ int worker_main(void* arg) {
             if (now_us > w.stats.max_ts_us.get()) w.stats.max_ts_us.set(now_us);
         }
     }
+    // Merged replay: packets are counted as received when they enter the merge buffers, so the
+    // control thread can see the last one arrive (and stop the loop) while some still wait
+    // there. Process them before stopping: they were received, they must be processed.
+    if (merge)
+        while (merge_burst(w, ms, b, now_us)) {
+        }
     if (now_us > w.stats.max_ts_us.get()) w.stats.max_ts_us.set(now_us);
     sync_table_counters(w);
     w.rx_stopped.store(true, std::memory_order_release);
