@@ -61,6 +61,15 @@ public:
     FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t wave_pool = wave_pool_auto);
 
     uint32_t capacity() const noexcept { return capacity_; }
+    // Memory the table reserved at start-up (it never grows): the parts that scale with the
+    // capacity (buckets, entries, free list), and the fixed-size teardown-wave pool.
+    uint64_t bytes_per_capacity() const noexcept {
+        return uint64_t{nbuckets_} * sizeof(Bucket) +
+               uint64_t{capacity_} * (sizeof(FlowEntry) + sizeof(uint32_t));
+    }
+    uint64_t bytes_fixed() const noexcept { return waves_.bytes(); }
+    // Buckets for a capacity: 8 slots each, about 2.7 slots per entry (see the constructor).
+    static uint32_t buckets_for(uint32_t capacity) noexcept;
     uint32_t active() const noexcept { return active_; }
     const FlowTableCounters& counters() const noexcept { return counters_; }
     const FlowTimeouts& timeouts() const noexcept { return timeouts_; }
@@ -70,12 +79,12 @@ public:
     // key's two buckets (prefetch), then, once those have arrived, the entries whose signature
     // matches (prefetch_entries), so that process() finds both in cache.
     void prefetch(uint32_t hash) const noexcept {
-        __builtin_prefetch(&buckets_[hash & bucket_mask_]);
+        __builtin_prefetch(&buckets_[main_bucket(hash)]);
         __builtin_prefetch(&buckets_[alt_bucket(hash)]);
     }
     void prefetch_entries(uint32_t hash) const noexcept {
         const uint16_t sig = sig_of(hash);
-        for (uint32_t b : {hash & bucket_mask_, alt_bucket(hash)}) {
+        for (uint32_t b : {main_bucket(hash), alt_bucket(hash)}) {
             const Bucket& bk = buckets_[b];
             for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
                 // An entry is 112 bytes: up to three cache lines, all touched by process().
@@ -101,7 +110,7 @@ public:
 
     FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept {
         const uint16_t sig = sig_of(hash);
-        for (uint32_t b : {hash & bucket_mask_, alt_bucket(hash)}) {
+        for (uint32_t b : {main_bucket(hash), alt_bucket(hash)}) {
             const Bucket& bk = buckets_[b];
             for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
                 FlowEntry& e = entries_[bk.idx[__builtin_ctz(m)]];
@@ -142,9 +151,16 @@ private:
         return x;
     }
 #endif
+    // Bucket counts need not be powers of two: a 32-bit value maps onto [0, nbuckets) by a
+    // multiply-shift (Lemire's fastrange) of a scrambled copy, since the signature already uses
+    // the hash's top bits and the bucket must not be decided by the same ones.
+    uint32_t reduce(uint32_t x) const noexcept {
+        return static_cast<uint32_t>((uint64_t{x * 0x9e3779b1u} * nbuckets_) >> 32);
+    }
+    uint32_t main_bucket(uint32_t hash) const noexcept { return reduce(hash); }
     uint32_t alt_bucket(uint32_t hash) const noexcept {
         // A second, independent choice derived from the signature, as rte_hash does.
-        return (hash ^ (static_cast<uint32_t>(sig_of(hash)) * 0x5bd1e995u)) & bucket_mask_;
+        return reduce(hash ^ (static_cast<uint32_t>(sig_of(hash)) * 0x5bd1e995u));
     }
     bool timed_out(const FlowEntry& e, uint64_t now_us) const noexcept {
         TimeoutClass c = e.conn.timeout_class();
@@ -176,7 +192,7 @@ private:
     void closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept;
 
     uint32_t capacity_;
-    uint32_t bucket_mask_;
+    uint32_t nbuckets_;
     uint32_t active_ = 0;
     uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are released indices
     uint32_t fresh_ = 0;     // entries [fresh_, capacity_) were never used

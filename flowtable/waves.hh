@@ -110,6 +110,7 @@ public:
 
     uint32_t size() const noexcept { return size_; }
     uint32_t in_use() const noexcept { return in_use_; }
+    uint64_t bytes() const noexcept { return uint64_t{size_} * (sizeof(CloseWaves) + sizeof(uint32_t)); }
 
     // A fresh, empty slot's handle (slot + 1), or wave_none when the pool is empty.
     uint32_t alloc(uint64_t t0_us) noexcept {
