@@ -76,7 +76,7 @@ struct GenOptions {
     std::string pcap_out;
     std::string port;
     unsigned burst = 32;
-    unsigned tx_retries = 8;
+    double tx_retry_us = 100;
     unsigned mbufs = 8191;
     double link_wait_s = 10;
     double linger_ms = 200;
@@ -154,9 +154,10 @@ GenOptions parse(const std::vector<std::string>& args) {
                    "Transmit into this pcap file (net_pcap tx_pcap, --no-huge --no-pci)");
     app.add_option("--port", o.port, "ethdev name to transmit on (default: the first port)");
     app.add_option("--burst", o.burst, "Packets per rte_eth_tx_burst")->check(CLI::Range(1u, 512u));
-    app.add_option("--tx-retries", o.tx_retries,
-                   "Further tx attempts for what a burst left behind before it counts as not sent")
-        ->check(CLI::Range(0u, 1'000'000u));
+    app.add_option("--tx-retry-us", o.tx_retry_us,
+                   "Microseconds to keep offering what a burst left behind before it counts as "
+                   "not sent (the port's backpressure budget)")
+        ->check(CLI::Range(0.0, 60e6));
     app.add_option("--mbufs", o.mbufs, "Mbuf pool size")->check(CLI::Range(1023u, 1u << 22));
     app.add_option("--link-wait", o.link_wait_s, "Seconds to wait for the port's link (memif peer)")
         ->check(CLI::Range(0.0, 3600.0));
@@ -187,6 +188,7 @@ struct Counters {
     uint64_t sent = 0, bytes = 0;
     uint64_t not_sent = 0, not_sent_lifecycle = 0;
     uint64_t no_mbuf = 0;  // bursts deferred: the pool was empty (nothing lost)
+    uint64_t retried_bursts = 0;  // bursts the port did not take whole at once
     uint64_t warmup = 0, steady = 0, drain = 0;
 };
 
@@ -329,6 +331,7 @@ int main(int argc, char** argv) {
     Workload w(wc);
     Counters c;
     const unsigned burst = o.burst;
+    const uint64_t retry_tsc = static_cast<uint64_t>(o.tx_retry_us * 1e-6 * double(hz));
     std::vector<rte_mbuf*> m(burst);
     std::vector<uint8_t> life(burst);
     const uint64_t wall0 = realtime_ns();
@@ -347,7 +350,7 @@ int main(int argc, char** argv) {
         uint64_t tsc = rte_rdtsc();
         unsigned n = burst;
         if (per_tsc > 0) {
-            double due = double(tsc - pace_tsc) * per_tsc - credit_base;
+            double due = double(tsc - pace_tsc) * per_tsc - credit_base - double(c.offered);
             if (due > 4.0 * burst) {
                 credit_base += due - 4.0 * burst;
                 due = 4.0 * burst;
@@ -393,8 +396,15 @@ int main(int argc, char** argv) {
         if (k < n) rte_pktmbuf_free_bulk(m.data() + k, n - k);
         if (k > 0) {
             unsigned sent = rte_eth_tx_burst(port, 0, m.data(), static_cast<uint16_t>(k));
-            for (unsigned r = 0; sent < k && r < o.tx_retries; r++)
-                sent += rte_eth_tx_burst(port, 0, m.data() + sent, static_cast<uint16_t>(k - sent));
+            if (sent < k) {
+                const uint64_t give_up = rte_rdtsc() + retry_tsc;
+                do {
+                    rte_pause();
+                    sent += rte_eth_tx_burst(port, 0, m.data() + sent,
+                                             static_cast<uint16_t>(k - sent));
+                } while (sent < k && rte_rdtsc() < give_up);
+                c.retried_bursts++;
+            }
             for (unsigned i = sent; i < k; i++) {
                 c.not_sent++;
                 c.not_sent_lifecycle += life[i];
@@ -454,6 +464,8 @@ int main(int argc, char** argv) {
     j["port_opackets"] = st.opackets;
     j["port_oerrors"] = st.oerrors;
     j["no_mbuf_waits"] = c.no_mbuf;
+    j["tx_retry_us"] = o.tx_retry_us;
+    j["retried_bursts"] = c.retried_bursts;
     j["flows_started"] = w.flows_started();
     j["truth_exact"] = exact;
     nlohmann::ordered_json closes;

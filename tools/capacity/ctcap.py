@@ -86,16 +86,23 @@ def closetap_pcap(closetap, workdir, name, pcap, extra=(), timeout=120):
         return parse_prom(f.read()), closes_from_connlog(c)
 
 
+def default_cpus():
+    """(closetap control, closetap worker, generator): the worker alone on the second CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1], cpus[0]) if len(cpus) > 1 else (cpus[0],) * 3
+
+
 class MemifTrial:
     """closetap (memif server, worker on `worker_cpu`) and closetap-gen (memif client on
     `gen_cpu`) on this host, both --no-huge; one trial of `gen_args`."""
 
-    def __init__(self, gen, closetap, workdir, tag, control_cpu=0, worker_cpu=1, gen_cpu=0,
-                 closetap_args=(), bound_s=300):
+    def __init__(self, gen, closetap, workdir, tag, cpus=None, closetap_args=(), bound_s=300,
+                 ring_log2=12):
         self.gen, self.closetap, self.workdir, self.tag = gen, closetap, workdir, tag
-        self.cpus = (control_cpu, worker_cpu, gen_cpu)
+        self.cpus = cpus or default_cpus()
         self.closetap_args = list(closetap_args)
         self.bound_s = bound_s
+        self.ring_log2 = ring_log2  # memif ring: 2^12 slots, as a NIC's 4096 rx descriptors
         self.n = 0
 
     def __call__(self, gen_args, timeout=300):
@@ -106,9 +113,10 @@ class MemifTrial:
         clog = os.path.join(self.workdir, name + '.jsonl')
         truth_path = os.path.join(self.workdir, name + '.truth.json')
         ctl, wrk, gcpu = self.cpus
+        memif = f'socket={sock},socket-abstract=no,rsize={self.ring_log2}'
         ct = subprocess.Popen(
             [self.closetap, '--lcores', f'0@{ctl},1@{wrk}',
-             '--vdev', f'net_memif0,role=server,socket={sock}', '--',
+             '--vdev', f'net_memif0,role=server,{memif}', '--',
              '--duration', str(self.bound_s), '--metrics-file', prom, '--conn-log', clog,
              '--quiet'] + self.closetap_args,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -121,7 +129,7 @@ class MemifTrial:
                                           if ct.poll() is not None else 'no socket'))
                 time.sleep(0.05)
             g = run([self.gen, '--lcores', f'0@{gcpu}',
-                     '--vdev', f'net_memif0,role=client,socket={sock}', '--',
+                     '--vdev', f'net_memif0,role=client,{memif}', '--',
                      '--truth', truth_path, '--quiet'] + gen_args, timeout)
             if g.returncode not in (0, 3):  # 3: some lifecycle packets were not sent
                 raise RuntimeError(f'closetap-gen: exit {g.returncode}: {g.stderr.strip()}')
