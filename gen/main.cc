@@ -56,6 +56,7 @@ extern "C" void on_signal(int) { g_signals.fetch_add(1); }
 struct GenOptions {
     uint32_t flows = 10'000;
     double rate = 0;  // packets per second; 0 = as fast as the port takes them
+    double warmup_rate = 0;  // the warm-up's own rate (0: --rate)
     double new_flows_per_sec = -1;
     double churn = -1;
     unsigned inflight = 1024;
@@ -107,6 +108,9 @@ GenOptions parse(const std::vector<std::string>& args) {
     app.get_formatter()->column_width(30);
     app.add_option("--flows", o.flows, "Concurrent open flows")->check(CLI::Range(1u, 1u << 24));
     app.add_option("--rate", o.rate, "Target packets per second (0: as fast as possible)")
+        ->check(CLI::Range(0.0, 1e9));
+    app.add_option("--warmup-rate", o.warmup_rate,
+                   "Packets per second while the flows open (default: --rate)")
         ->check(CLI::Range(0.0, 1e9));
     auto* nfps = app.add_option("--new-flows-per-sec", o.new_flows_per_sec,
                                 "Lifecycles (a close and a new flow, or a failed attempt) started "
@@ -341,16 +345,17 @@ int main(int argc, char** argv) {
     };
     // Pacing: packet k is due at k / rate; a backlog of more than 4 bursts is forgiven rather
     // than sent at once (the achieved rate shows it).
-    const double per_tsc = o.rate > 0 ? o.rate / double(hz) : 0;
+    double per_tsc = (o.warmup_rate > 0 ? o.warmup_rate : o.rate) / double(hz);
     double credit_base = 0;  // packets whose due time passed without being sent
-    uint64_t pace_tsc = tsc0;
-    uint64_t steady_start = 0, steady_end_tsc = 0, end_tsc = 0;
+    uint64_t pace_tsc = tsc0, pace_offered = 0;
+    uint64_t steady_start = 0, steady_end_tsc = 0, end_tsc = 0, steady_tsc = 0, steady_sent = 0;
     bool draining = false;
     while (w.phase() != Workload::Phase::done || w.delayed_now() > 0) {
         uint64_t tsc = rte_rdtsc();
         unsigned n = burst;
         if (per_tsc > 0) {
-            double due = double(tsc - pace_tsc) * per_tsc - credit_base - double(c.offered);
+            double due =
+                double(tsc - pace_tsc) * per_tsc - credit_base - double(c.offered - pace_offered);
             if (due > 4.0 * burst) {
                 credit_base += due - 4.0 * burst;
                 due = 4.0 * burst;
@@ -422,6 +427,12 @@ int main(int argc, char** argv) {
             if (w.phase() == Workload::Phase::warmup) {
                 w.begin_steady();
                 steady_start = c.offered;
+                per_tsc = o.rate / double(hz);  // the warm-up may have had its own rate
+                pace_tsc = rte_rdtsc();
+                pace_offered = c.offered;
+                credit_base = 0;
+                steady_tsc = pace_tsc;
+                steady_sent = c.sent;
                 if (o.duration_s > 0)
                     steady_end_tsc = rte_rdtsc() + static_cast<uint64_t>(o.duration_s * double(hz));
             }  // steady never ends by itself; the drain ends in Phase::done
@@ -445,6 +456,7 @@ int main(int argc, char** argv) {
     j["flows"] = o.flows;
     j["seed"] = o.seed;
     j["target_pps"] = o.rate;
+    j["warmup_pps"] = o.warmup_rate > 0 ? o.warmup_rate : o.rate;
     j["frames"] = o.payload >= 0 ? "payload=" + std::to_string(o.payload) : o.frames;
     j["vlan"] = o.vlan;
     j["vxlan"] = o.vxlan;
@@ -455,6 +467,10 @@ int main(int argc, char** argv) {
     j["duration_s"] = secs;
     j["tsc_hz"] = hz;  // the host's TSC: closetap's busy cycles over this give its busy share
     j["achieved_pps"] = secs > 0 ? double(c.sent) / secs : 0.0;
+    // From the end of the warm-up to the end of the drain: the rate a capacity trial measures.
+    const double steady_secs = steady_tsc ? double(end_tsc - steady_tsc) / double(hz) : 0;
+    j["steady_duration_s"] = steady_secs;
+    j["steady_achieved_pps"] = steady_secs > 0 ? double(c.sent - steady_sent) / steady_secs : 0.0;
     j["packets"] = {{"offered", c.offered},          {"sent", c.sent},
                     {"not_sent", c.not_sent},        {"not_sent_lifecycle", c.not_sent_lifecycle},
                     {"lost_by_design", w.lost_packets()}, {"warmup", c.warmup},

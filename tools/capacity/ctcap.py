@@ -93,17 +93,21 @@ def default_cpus():
 
 
 class MemifTrial:
-    """closetap (memif server, worker on `worker_cpu`) and closetap-gen (memif client on
-    `gen_cpu`) on this host, both --no-huge; one trial of `gen_args`."""
+    """closetap (memif server, its worker alone on a CPU) and closetap-gen (memif client) on this
+    host, both --no-huge; one trial of `gen_args` per call. With `gen_eal` and `closetap_eal`
+    (e.g. ['-l', '2', '-a', '0000:3b:00.0']) the two run on whatever ports those name instead,
+    e.g. two NIC ports joined by a cable; closetap then gets `settle_s` to start."""
 
     def __init__(self, gen, closetap, workdir, tag, cpus=None, closetap_args=(), bound_s=300,
-                 ring_log2=12):
+                 ring_log2=12, gen_eal=None, closetap_eal=None, settle_s=3.0, linger_ms=1000):
         self.gen, self.closetap, self.workdir, self.tag = gen, closetap, workdir, tag
         self.cpus = cpus or default_cpus()
         self.closetap_args = list(closetap_args)
         self.bound_s = bound_s
         self.ring_log2 = ring_log2  # memif ring: 2^12 slots, as a NIC's 4096 rx descriptors
         self.n = 0
+        self.linger_ms = linger_ms  # the generator's port stays up while closetap drains the ring
+        self.gen_eal, self.closetap_eal, self.settle_s = gen_eal, closetap_eal, settle_s
 
     def __call__(self, gen_args, timeout=300):
         self.n += 1
@@ -114,23 +118,28 @@ class MemifTrial:
         truth_path = os.path.join(self.workdir, name + '.truth.json')
         ctl, wrk, gcpu = self.cpus
         memif = f'socket={sock},socket-abstract=no,rsize={self.ring_log2}'
+        ct_eal = self.closetap_eal or ['--lcores', f'0@{ctl},1@{wrk}',
+                                       '--vdev', f'net_memif0,role=server,{memif}']
+        gen_eal = self.gen_eal or ['--lcores', f'0@{gcpu}',
+                                   '--vdev', f'net_memif0,role=client,{memif}']
         ct = subprocess.Popen(
-            [self.closetap, '--lcores', f'0@{ctl},1@{wrk}',
-             '--vdev', f'net_memif0,role=server,{memif}', '--',
+            [self.closetap] + ct_eal + ['--',
              '--duration', str(self.bound_s), '--metrics-file', prom, '--conn-log', clog,
              '--quiet'] + self.closetap_args,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.time() + 30
-            while not os.path.exists(sock):
+            if self.closetap_eal:
+                time.sleep(self.settle_s)
+            while not self.closetap_eal and not os.path.exists(sock):
                 if ct.poll() is not None or time.time() > deadline:
                     raise RuntimeError('closetap (memif server) did not start: '
                                        + (ct.communicate(timeout=10)[1].strip()
                                           if ct.poll() is not None else 'no socket'))
                 time.sleep(0.05)
-            g = run([self.gen, '--lcores', f'0@{gcpu}',
-                     '--vdev', f'net_memif0,role=client,{memif}', '--',
-                     '--truth', truth_path, '--quiet'] + gen_args, timeout)
+            g = run([self.gen] + gen_eal + ['--', '--truth', truth_path, '--quiet',
+                                            '--linger-ms', str(self.linger_ms)] + gen_args,
+                    timeout)
             if g.returncode not in (0, 3):  # 3: some lifecycle packets were not sent
                 raise RuntimeError(f'closetap-gen: exit {g.returncode}: {g.stderr.strip()}')
             with open(truth_path) as f:
@@ -164,14 +173,15 @@ def summarize(truth, metrics, connlog):
     d_log = diff(t, connlog)
     return {
         'offered_pps': truth['target_pps'],
-        'achieved_pps': truth['achieved_pps'],
+        'achieved_pps': truth['steady_achieved_pps'],
         'offered': p['offered'], 'sent': p['sent'], 'not_sent': p['not_sent'],
         'rx': int(rx), 'drops': int(drops),
         'loss_pct': 100.0 * lost / p['offered'] if p['offered'] else 0.0,
         'zero_loss': p['not_sent'] == 0 and int(rx) == p['sent'] and drops == 0,
-        'busy_pct': 100.0 * busy / (truth['tsc_hz'] * truth['duration_s'])
-        if truth['duration_s'] else 0.0,
+        # closetap's worker cycles on bursts that carried packets, per packet, and the share of
+        # one CPU that cost is at the trial's steady rate.
         'cycles_per_pkt': busy / rx if rx else 0.0,
+        'busy_pct': 100.0 * (busy / rx if rx else 0) * truth['steady_achieved_pps'] / truth['tsc_hz'],
         'truth_exact': truth['truth_exact'],
         'truth_match': truth['truth_exact'] and not d_metrics and not d_log,
         'truth_diff': d_metrics or d_log,
