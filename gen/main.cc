@@ -55,7 +55,7 @@ extern "C" void on_signal(int) { g_signals.fetch_add(1); }
 
 struct GenOptions {
     uint32_t flows = 10'000;
-    double rate = 0;  // packets per second; 0 = as fast as the port takes them
+    double rate = 0;         // packets per second; 0 = as fast as the port takes them
     double warmup_rate = 0;  // the warm-up's own rate (0: --rate)
     double new_flows_per_sec = -1;
     double churn = -1;
@@ -102,9 +102,10 @@ uint64_t realtime_ns() {
 
 GenOptions parse(const std::vector<std::string>& args) {
     GenOptions o;
-    CLI::App app{"closetap-gen: realistic TCP lifecycles on a DPDK port, with ground truth "
-                 "(docs/capacity.md)",
-                 "closetap-gen"};
+    CLI::App app{
+        "closetap-gen: realistic TCP lifecycles on a DPDK port, with ground truth "
+        "(docs/capacity.md)",
+        "closetap-gen"};
     app.get_formatter()->column_width(30);
     app.add_option("--flows", o.flows, "Concurrent open flows")->check(CLI::Range(1u, 1u << 24));
     app.add_option("--rate", o.rate, "Target packets per second (0: as fast as possible)")
@@ -125,8 +126,7 @@ GenOptions parse(const std::vector<std::string>& args) {
     app.add_option("--mix", o.mix,
                    "Close pattern weights, e.g. fin_4way=25,fin_3way=35,rst=15 (SPEC section 2; "
                    "patterns not named get 0)");
-    app.add_option("--resp-closes", o.resp_closes,
-                   "Share of FIN/RST closes the responder starts")
+    app.add_option("--resp-closes", o.resp_closes, "Share of FIN/RST closes the responder starts")
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--http-share", o.http_share, "Share of flows whose first request is HTTP")
         ->check(CLI::Range(0.0, 1.0));
@@ -134,12 +134,14 @@ GenOptions parse(const std::vector<std::string>& args) {
                    "Data segment sizes: min64 (64-byte frames, the worst case) or imix (7:4:1 of "
                    "64, 576, 1500 bytes)")
         ->check(CLI::IsMember({"min64", "imix"}));
-    auto* imix = app.add_flag_callback("--imix", [&o] { o.frames = "imix"; }, "Same as --frames imix");
+    auto* imix = app.add_flag_callback(
+        "--imix", [&o] { o.frames = "imix"; }, "Same as --frames imix");
     app.add_option("--payload", o.payload, "Every data segment carries this many payload bytes")
         ->check(CLI::Range(0, 1460))
         ->excludes(imix);
     app.add_option("--vlan", o.vlan, "802.1Q VLAN ID on every frame")->check(CLI::Range(1u, 4094u));
-    app.add_option("--vxlan", o.vxlan, "Carry every frame in VXLAN with this VNI (outer IPv4/UDP 4789)")
+    app.add_option("--vxlan", o.vxlan,
+                   "Carry every frame in VXLAN with this VNI (outer IPv4/UDP 4789)")
         ->check(CLI::Range(int64_t{0}, int64_t{0xffffff}));
     app.add_option("--skew-us", o.skew_us,
                    "The responder's direction reaches the tap this many microseconds later")
@@ -191,7 +193,7 @@ struct Counters {
     uint64_t offered = 0;  // packets built and handed to the port
     uint64_t sent = 0, bytes = 0;
     uint64_t not_sent = 0, not_sent_lifecycle = 0;
-    uint64_t no_mbuf = 0;  // bursts deferred: the pool was empty (nothing lost)
+    uint64_t no_mbuf = 0;         // bursts deferred: the pool was empty (nothing lost)
     uint64_t retried_bursts = 0;  // bursts the port did not take whole at once
     uint64_t warmup = 0, steady = 0, drain = 0;
 };
@@ -231,8 +233,9 @@ int main(int argc, char** argv) {
             wc.churn = o.new_flows_per_sec * script_pkts / o.rate;
             if (wc.churn > 1)
                 throw std::invalid_argument(
-                    "--new-flows-per-sec: " + std::to_string(o.new_flows_per_sec) + " lifecycles of " +
-                    std::to_string(script_pkts) + " packets each need more than --rate packets");
+                    "--new-flows-per-sec: " + std::to_string(o.new_flows_per_sec) +
+                    " lifecycles of " + std::to_string(script_pkts) +
+                    " packets each need more than --rate packets");
         }
         if (o.rate > 0 && wc.churn > 0) {
             // A lifecycle gets one of every `inflight` lifecycle packets: keep one within ~1 s of
@@ -240,7 +243,8 @@ int main(int argc, char** argv) {
             const double cap = std::max(1.0, wc.churn * o.rate / 10.0);
             if (wc.inflight > cap) {
                 if (o.inflight_given)
-                    notes.push_back("--inflight " + std::to_string(wc.inflight) + " at this rate "
+                    notes.push_back("--inflight " + std::to_string(wc.inflight) +
+                                    " at this rate "
                                     "stretches a lifecycle over " +
                                     std::to_string(10.0 * wc.inflight / (wc.churn * o.rate)) +
                                     " s");
@@ -264,8 +268,9 @@ int main(int argc, char** argv) {
         eal.push_back("--vdev");
         eal.push_back("net_pcap_gen0,tx_pcap=" + o.pcap_out);
     } else if (!has_arg(eal, {"--vdev", "-a", "--allow"})) {
-        die(2, "no port: give --pcap-out FILE, or EAL arguments naming one (--vdev ..., -a PCI) "
-               "before --");
+        die(2,
+            "no port: give --pcap-out FILE, or EAL arguments naming one (--vdev ..., -a PCI) "
+            "before --");
     }
     HostFacts host = probe_host();
     if (!has_arg(eal, {"-l", "-c", "--lcores"})) {
@@ -405,8 +410,8 @@ int main(int argc, char** argv) {
                 const uint64_t give_up = rte_rdtsc() + retry_tsc;
                 do {
                     rte_pause();
-                    sent += rte_eth_tx_burst(port, 0, m.data() + sent,
-                                             static_cast<uint16_t>(k - sent));
+                    sent +=
+                        rte_eth_tx_burst(port, 0, m.data() + sent, static_cast<uint16_t>(k - sent));
                 } while (sent < k && rte_rdtsc() < give_up);
                 c.retried_bursts++;
             }
@@ -418,9 +423,15 @@ int main(int argc, char** argv) {
             c.offered += k;
             c.sent += sent;
             switch (w.phase()) {
-            case Workload::Phase::warmup: c.warmup += k; break;
-            case Workload::Phase::steady: c.steady += k; break;
-            default: c.drain += k; break;
+                case Workload::Phase::warmup:
+                    c.warmup += k;
+                    break;
+                case Workload::Phase::steady:
+                    c.steady += k;
+                    break;
+                default:
+                    c.drain += k;
+                    break;
             }
         }
         if (phase_over) {
@@ -471,11 +482,16 @@ int main(int argc, char** argv) {
     const double steady_secs = steady_tsc ? double(end_tsc - steady_tsc) / double(hz) : 0;
     j["steady_duration_s"] = steady_secs;
     j["steady_achieved_pps"] = steady_secs > 0 ? double(c.sent - steady_sent) / steady_secs : 0.0;
-    j["packets"] = {{"offered", c.offered},          {"sent", c.sent},
-                    {"not_sent", c.not_sent},        {"not_sent_lifecycle", c.not_sent_lifecycle},
-                    {"lost_by_design", w.lost_packets()}, {"warmup", c.warmup},
-                    {"steady", c.steady},            {"drain", c.drain},
-                    {"lifecycle", w.lifecycle_packets()}, {"data", w.data_packets()}};
+    j["packets"] = {{"offered", c.offered},
+                    {"sent", c.sent},
+                    {"not_sent", c.not_sent},
+                    {"not_sent_lifecycle", c.not_sent_lifecycle},
+                    {"lost_by_design", w.lost_packets()},
+                    {"warmup", c.warmup},
+                    {"steady", c.steady},
+                    {"drain", c.drain},
+                    {"lifecycle", w.lifecycle_packets()},
+                    {"data", w.data_packets()}};
     j["bytes_sent"] = c.bytes;
     j["port_opackets"] = st.opackets;
     j["port_oerrors"] = st.oerrors;
@@ -502,12 +518,13 @@ int main(int argc, char** argv) {
         if (!f) std::fprintf(stderr, "closetap-gen: error: cannot write %s\n", o.truth.c_str());
     }
     if (!o.quiet) {
-        std::printf("closetap-gen: %s: %lu packets sent (%lu not sent, %lu of them lifecycle) in "
-                    "%.2f s, %.3f Mpps (target %s), %lu connections\n",
-                    pname, (unsigned long)c.sent, (unsigned long)c.not_sent,
-                    (unsigned long)c.not_sent_lifecycle, secs, double(c.sent) / secs / 1e6,
-                    o.rate > 0 ? (std::to_string(o.rate / 1e6) + " Mpps").c_str() : "max",
-                    (unsigned long)conns);
+        std::printf(
+            "closetap-gen: %s: %lu packets sent (%lu not sent, %lu of them lifecycle) in "
+            "%.2f s, %.3f Mpps (target %s), %lu connections\n",
+            pname, (unsigned long)c.sent, (unsigned long)c.not_sent,
+            (unsigned long)c.not_sent_lifecycle, secs, double(c.sent) / secs / 1e6,
+            o.rate > 0 ? (std::to_string(o.rate / 1e6) + " Mpps").c_str() : "max",
+            (unsigned long)conns);
         std::printf("  %-18s %8s %8s %8s\n", "close", "orig", "resp", "none");
         for (size_t ci = 0; ci < count_of<Close>; ci++) {
             const auto& e = w.expected()[ci];
@@ -515,9 +532,8 @@ int main(int argc, char** argv) {
                         (unsigned long)e[0], (unsigned long)e[1], (unsigned long)e[2]);
         }
         if (!exact)
-            std::printf("  truth inexact: %s\n",
-                        interrupted ? "interrupted before the drain ended"
-                                    : "lifecycle packets were not sent");
+            std::printf("  truth inexact: %s\n", interrupted ? "interrupted before the drain ended"
+                                                             : "lifecycle packets were not sent");
     }
     rte_mempool_free(pool);
     stop_eal();
