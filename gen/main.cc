@@ -107,6 +107,8 @@ GenOptions parse(const std::vector<std::string>& args) {
         "(docs/capacity.md)",
         "closetap-gen"};
     app.get_formatter()->column_width(30);
+    // The last of a repeated option wins, so a script can override what it put first.
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.add_option("--flows", o.flows, "Concurrent open flows")->check(CLI::Range(1u, 1u << 24));
     app.add_option("--rate", o.rate, "Target packets per second (0: as fast as possible)")
         ->check(CLI::Range(0.0, 1e9));
