@@ -522,7 +522,7 @@ unsigned Workload::write(const Desc& d, uint8_t* frame) const noexcept {
     if (d.payload > 0) {
         const char* text = d.content == 1 ? http_req : d.content == 2 ? http_resp : nullptr;
         const size_t tl = text ? std::min<size_t>(std::strlen(text), d.payload) : 0;
-        std::memcpy(pl, text, tl);
+        if (tl) std::memcpy(pl, text, tl);  // never memcpy from nullptr, even 0 bytes
         std::memcpy(pl + tl, t.counting + tl, d.payload - tl);
     }
     put16(tcp + 16, 0);
