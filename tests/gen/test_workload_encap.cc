@@ -27,7 +27,6 @@ TEST(WorkloadEncap, FramesMatchPacketBuilder) {
     c.vxlan_vni = 4242;
     EXPECT_EQ(Workload::self_check(c), "") << "vlan + vxlan";
     c.vlan = 0;
-    EXPECT_EQ(Workload::self_check(c), "") << "vxlan";
     c.frames = FrameMix::imix;
     EXPECT_EQ(Workload::self_check(c), "") << "imix in vxlan";
     c = small();
