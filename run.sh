@@ -11,7 +11,7 @@ PACKAGES=(build-essential meson ninja-build pkg-config python3 libdpdk-dev prome
           nlohmann-json3-dev libcli11-dev libfmt-dev libpcap-dev libgtest-dev libgmock-dev
           libhyperscan-dev libyaml-cpp-dev libbenchmark-dev)
 # What the end-to-end tests drive: network namespaces, captures, a real Prometheus server.
-TEST_PACKAGES=(iproute2 tcpdump ethtool prometheus tshark)
+TEST_PACKAGES=(iproute2 tcpdump ethtool prometheus tshark python3-matplotlib)
 
 install_deps() {
     local missing=()

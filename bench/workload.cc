@@ -85,6 +85,17 @@ constexpr CloseShape close_shapes[6] = {
     {1, {{true, rst | ack, 0, 0}, {}, {}, {}}},
 };
 
+// The tunnel endpoints of --vxlan (TEST-NET-1).
+const pb::Ip4 vtep_a = pb::ip4(192, 0, 2, 1), vtep_b = pb::ip4(192, 0, 2, 2);
+
+pb::PacketBuilder& encapsulated(pb::PacketBuilder&& b, const WorkloadConfig& cfg) {
+    b.eth();
+    if (cfg.vlan) b.vlan(cfg.vlan);
+    if (cfg.vxlan_vni >= 0)
+        b.ipv4(vtep_a, vtep_b).vxlan(static_cast<uint32_t>(cfg.vxlan_vni)).eth();
+    return b;
+}
+
 }  // namespace
 
 struct Workload::Script {
@@ -98,6 +109,8 @@ struct Workload::Script {
 
 struct Workload::Templates {
     std::vector<uint8_t> plain, syn;
+    std::vector<uint8_t> prefix;  // encapsulation up to the inner IPv4 header (empty: none)
+    int outer_ip = -1;            // offset of the outer IPv4 header (VXLAN), else -1
     uint8_t counting[max_frame];
 };
 
@@ -136,7 +149,18 @@ Workload::Workload(const WorkloadConfig& cfg) : cfg_(cfg), rng_(mix64(cfg.seed ^
         throw std::invalid_argument("flows must be between 1 and 16777216");
     cfg_.inflight = std::max(1u, std::min(cfg_.inflight, std::max(1u, cfg_.flows / 4)));
     slots_ = std::make_unique<Slot[]>(cfg_.flows);
-    for (uint32_t s = 0; s < cfg_.flows; s++) slots_[s] = Slot{0, 0, 0, 1, 0, {}};
+    if (cfg_.vlan > 4094) throw std::invalid_argument("vlan must be between 1 and 4094");
+    if (cfg_.vxlan_vni < -1 || cfg_.vxlan_vni > 0xffffff)
+        throw std::invalid_argument("vxlan VNI must be between 0 and 16777215");
+    if (!(cfg_.loss >= 0 && cfg_.loss < 1)) throw std::invalid_argument("loss must be in [0, 1)");
+    if (cfg_.frames == FrameMix::fixed &&
+        cfg_.payload > max_frame - hdr_len - (cfg_.vlan ? 4 : 0) - (cfg_.vxlan_vni >= 0 ? 50 : 0))
+        throw std::invalid_argument("payload does not fit a 1514-byte frame (1518 with FCS)");
+    for (uint32_t s = 0; s < cfg_.flows; s++) slots_[s] = Slot{0, 0, 0, 1, 0, 0, {}};
+    if (cfg_.skew_ns > 0) {
+        dq_cap_ = std::max(64u, cfg_.delay_slots);
+        dq_ = std::make_unique<Delayed[]>(dq_cap_);
+    }
     scripts_ = std::make_unique<Script[]>(cfg_.inflight);
     double total = 0;
     for (double x : cfg_.mix) total += x;
@@ -155,6 +179,17 @@ Workload::Workload(const WorkloadConfig& cfg) : cfg_(cfg), rng_(mix64(cfg.seed ^
     if (t->plain.size() != hdr_len || t->syn.size() != syn_hdr_len)
         throw std::logic_error("PacketBuilder templates have unexpected sizes");
     for (unsigned i = 0; i < max_frame; i++) t->counting[i] = static_cast<uint8_t>('a' + i % 26);
+    if (cfg_.vlan || cfg_.vxlan_vni >= 0) {
+        // The encapsulation is PacketBuilder's too: everything before the inner IPv4 header of a
+        // frame built with the same layers.
+        std::vector<uint8_t> f = encapsulated(pb::PacketBuilder(), cfg_)
+                                     .ipv4(pb::ip4(0, 0, 0, 0), pb::ip4(0, 0, 0, 0))
+                                     .tcp({})
+                                     .build();
+        t->prefix.assign(f.begin(), f.end() - 40);
+        if (cfg_.vxlan_vni >= 0) t->outer_ip = cfg_.vlan ? 18 : 14;
+        enc_off_ = static_cast<unsigned>(t->prefix.size()) - 14;
+    }
     tpl_ = std::move(t);
 }
 
@@ -168,11 +203,13 @@ uint64_t Workload::rnd() noexcept {
 }
 
 uint16_t Workload::data_payload() noexcept {
+    if (cfg_.frames == FrameMix::fixed) return cfg_.payload;
     if (cfg_.frames == FrameMix::imix) {
         // Simple IMIX 7:4:1 of 64, 576 and 1500-byte frames (with FCS).
         uint32_t r = below(12);
-        if (r >= 11) return 1500 - 4 - hdr_len;
-        if (r >= 7) return 576 - 4 - hdr_len;
+        // Sizes are of the frame on the wire: an encapsulation takes its bytes from the payload.
+        if (r >= 11) return static_cast<uint16_t>(1500 - 4 - hdr_len - enc_off_);
+        if (r >= 7) return static_cast<uint16_t>(576 - 4 - hdr_len - enc_off_);
     }
     return static_cast<uint16_t>(below(7));  // 0-6 bytes: a 64-byte frame
 }
@@ -209,7 +246,8 @@ void Workload::open_descs(uint32_t slot, uint16_t gen, Desc* out, unsigned& n, u
     if (cfg_.frames == FrameMix::imix) {
         const uint64_t r = flow_rand(slot, gen, cfg_.worker, 3);
         p1 = static_cast<uint16_t>(80 + r % 300);
-        p2 = (r >> 32) % 3 == 0 ? 1500 - 4 - hdr_len : 576 - 4 - hdr_len;
+        p2 = static_cast<uint16_t>(((r >> 32) % 3 == 0 ? 1500 - 4 - hdr_len : 576 - 4 - hdr_len) -
+                                   enc_off_);
     }
     const uint8_t creq = http ? 1 : 0, cresp = http ? 2 : 0;
     using namespace tcp_flag;
@@ -301,7 +339,12 @@ void Workload::expect_open_flows() noexcept {
     expected_[size_t(Close::none)][size_t(Initiator::none)] += cfg_.flows;
 }
 
-bool Workload::next_desc(Desc& d) noexcept {
+bool Workload::script_ready(uint32_t i) const noexcept {
+    return !slots_[scripts_[i].slot].pending;
+}
+
+bool Workload::next_desc(Desc& d, bool& lifecycle) noexcept {
+    lifecycle = true;
     switch (phase_) {
     case Phase::warmup: {
         if (warm_pos_ >= warmup_packets()) return false;
@@ -313,6 +356,10 @@ bool Workload::next_desc(Desc& d) noexcept {
         Desc ds[open_steps];
         unsigned n = 0;
         Slot& sl = slots_[slot];
+        if (sl.pending) {  // its SYN-ACK is still in the delay line
+            waiting_ = true;
+            return false;
+        }
         open_descs(slot, sl.gen, ds, n, sl.c_off, sl.s_off);
         if (step == 0) flows_started_++;
         d = ds[step];
@@ -324,15 +371,22 @@ bool Workload::next_desc(Desc& d) noexcept {
         t_ns_ += cfg_.steady_ns_per_pkt;
         if (unit() < cfg_.churn) {
             if (nscripts_ < cfg_.inflight && start_script(scripts_[nscripts_])) nscripts_++;
-            if (nscripts_ > 0) {
-                emit_script(below(nscripts_), d);
+            for (int tries = 0; tries < 4 && nscripts_ > 0; tries++) {
+                const uint32_t i = below(nscripts_);
+                if (!script_ready(i)) continue;  // skew: its flow's last packet is delayed
+                emit_script(i, d);
                 return true;
             }
         }
-        for (;;) {
+        lifecycle = false;
+        for (int tries = 0;; tries++) {
+            if (tries == 256) {  // every slot tried is in a script or full in the delay line
+                waiting_ = true;
+                return false;
+            }
             const uint32_t slot = below(cfg_.flows);
             Slot& sl = slots_[slot];
-            if (sl.busy) continue;
+            if (sl.busy || sl.pending == 255) continue;
             const uint64_t h = flow_rand(slot, sl.gen, cfg_.worker, 1);
             const uint32_t cnext = static_cast<uint32_t>(h) + 1 + sl.c_off;
             const uint32_t snext = static_cast<uint32_t>(h >> 32) + 1 + sl.s_off;
@@ -349,18 +403,30 @@ bool Workload::next_desc(Desc& d) noexcept {
                  0,
                  0};
             (client ? sl.c_off : sl.s_off) += len;
+            if (!client && cfg_.loss > 0 && unit() < cfg_.loss) {
+                lost_pkts_++;  // its bytes are counted in the sequence space, never sent
+                continue;
+            }
             data_pkts_++;
             return true;
         }
     }
-    case Phase::drain:
-        t_ns_ += cfg_.steady_ns_per_pkt;
+    case Phase::drain: {
         if (nscripts_ == 0) {
             phase_ = Phase::done;
             return false;
         }
-        emit_script(below(nscripts_), d);
-        return true;
+        const uint32_t start = below(nscripts_);
+        for (uint32_t k = 0; k < nscripts_; k++) {
+            const uint32_t i = (start + k) % nscripts_;
+            if (!script_ready(i)) continue;
+            t_ns_ += cfg_.steady_ns_per_pkt;
+            emit_script(i, d);
+            return true;
+        }
+        waiting_ = true;  // every script waits for its flow's delayed packet
+        return false;
+    }
     case Phase::done: return false;
     }
     return false;
@@ -368,7 +434,41 @@ bool Workload::next_desc(Desc& d) noexcept {
 
 unsigned Workload::next(uint8_t* frame, uint64_t& ts_us) noexcept {
     Desc d;
-    if (!next_desc(d)) return 0;
+    bool life = false;
+    waiting_ = false;
+    if (cfg_.skew_ns == 0) {
+        if (!next_desc(d, life)) return 0;
+    } else {
+        // The responder's packets go through the delay line; the head leaves once its time has
+        // come. A few responder packets in a row may be queued before giving up for now.
+        for (int tries = 0;; tries++) {
+            if (dq_n_ > 0 && dq_[dq_head_].release_ns <= t_ns_) {
+                const Delayed& x = dq_[dq_head_];
+                d = x.d;
+                life = x.lifecycle;
+                slots_[d.slot].pending--;
+                dq_head_ = dq_head_ + 1 == dq_cap_ ? 0 : dq_head_ + 1;
+                dq_n_--;
+                break;
+            }
+            if (tries == 8 || dq_n_ == dq_cap_) {
+                waiting_ = true;
+                return 0;
+            }
+            if (!next_desc(d, life)) {
+                // The phase has no more packets of its own: it ends when the line is empty.
+                waiting_ = waiting_ || dq_n_ > 0;
+                return 0;
+            }
+            if (d.from_client) break;
+            uint32_t tail = dq_head_ + dq_n_;
+            if (tail >= dq_cap_) tail -= dq_cap_;
+            dq_[tail] = Delayed{t_ns_ + cfg_.skew_ns, d, life};
+            dq_n_++;
+            slots_[d.slot].pending++;
+        }
+    }
+    last_lifecycle_ = life;
     ts_us = t_ns_ / 1000;
     return write(d, frame);
 }
@@ -396,9 +496,10 @@ inline Endpoints endpoints(uint32_t slot, uint16_t gen, uint8_t worker) noexcept
 }
 }  // namespace
 
-unsigned Workload::write(const Desc& d, uint8_t* f) const noexcept {
+unsigned Workload::write(const Desc& d, uint8_t* frame) const noexcept {
     const Templates& t = *tpl_;
     const unsigned hl = d.syn_opts ? syn_hdr_len : hdr_len;
+    uint8_t* f = frame + enc_off_;  // the inner Ethernet frame
     std::memcpy(f, d.syn_opts ? t.syn.data() : t.plain.data(), hl);
     const Endpoints e = endpoints(d.slot, d.gen, cfg_.worker);
     const uint8_t* src = d.from_client ? e.cip : e.sip;
@@ -421,7 +522,7 @@ unsigned Workload::write(const Desc& d, uint8_t* f) const noexcept {
     if (d.payload > 0) {
         const char* text = d.content == 1 ? http_req : d.content == 2 ? http_resp : nullptr;
         const size_t tl = text ? std::min<size_t>(std::strlen(text), d.payload) : 0;
-        std::memcpy(pl, text, tl);
+        if (tl) std::memcpy(pl, text, tl);  // never memcpy from nullptr, even 0 bytes
         std::memcpy(pl + tl, t.counting + tl, d.payload - tl);
     }
     put16(tcp + 16, 0);
@@ -429,9 +530,25 @@ unsigned Workload::write(const Desc& d, uint8_t* f) const noexcept {
     acc = sum16(dst, 4, acc);
     acc += 6 + tcp_len;
     put16(tcp + 16, fold(sum16(tcp, tcp_len, acc)));
-    unsigned len = hl + d.payload;
+    unsigned len = enc_off_ + hl + d.payload;
+    if (enc_off_) {
+        std::memcpy(frame, t.prefix.data(), t.prefix.size());  // ends with the inner Ethernet
+        if (t.outer_ip >= 0) {
+            uint8_t* oip = frame + t.outer_ip;
+            put16(oip + 2, len - static_cast<unsigned>(t.outer_ip));
+            put16(oip + 10, 0);
+            put16(oip + 10, fold(sum16(oip, 20)));
+            // Flow entropy for the underlay's ECMP/RSS, the same both ways; no UDP checksum
+            // (allowed over IPv4, RFC 7348 section 5).
+            const uint16_t sport =
+                static_cast<uint16_t>(49152 | (flow_rand(d.slot, d.gen, cfg_.worker, 5) & 0x3fff));
+            put16(oip + 20, sport);
+            put16(oip + 24, len - static_cast<unsigned>(t.outer_ip) - 20);
+            put16(oip + 26, 0);
+        }
+    }
     if (len < min_frame) {
-        std::memset(f + len, 0, min_frame - len);
+        std::memset(frame + len, 0, min_frame - len);
         len = min_frame;
     }
     return len;
@@ -450,8 +567,7 @@ std::vector<uint8_t> Workload::reference(const Desc& d) const {
     ts.window = tcp_window;
     if (d.syn_opts) ts.options = pb::syn_options(7);
     ts.payload = d.payload;
-    return pb::PacketBuilder()
-        .eth()
+    return encapsulated(pb::PacketBuilder(), cfg_)
         .ipv4(pb::ip4(src[0], src[1], src[2], src[3]), pb::ip4(dst[0], dst[1], dst[2], dst[3]))
         .tcp(ts)
         .pad_to(min_frame)
@@ -480,10 +596,16 @@ std::string Workload::self_check(WorkloadConfig cfg) {
             return "parser reads other fields than written" + at;
         std::vector<uint8_t> ref = w.reference(d);
         if (ref.size() != len) return "length differs from PacketBuilder's" + at;
-        const unsigned hl = d.syn_opts ? syn_hdr_len : hdr_len;
+        const unsigned hl = w.enc_off_ + (d.syn_opts ? syn_hdr_len : hdr_len);
+        const unsigned csum = w.enc_off_ + 50, oudp = static_cast<unsigned>(w.tpl_->outer_ip + 20);
         for (unsigned i = 0; i < len; i++) {
             // Text payloads differ from PacketBuilder's counting pattern, and so the checksum.
-            if (d.content != 0 && d.payload > 0 && (i >= hl || i == 50 || i == 51)) continue;
+            if (d.content != 0 && d.payload > 0 && (i >= hl || i == csum || i == csum + 1))
+                continue;
+            // VXLAN: the outer source port is the flow's entropy, the UDP checksum left out.
+            if (w.tpl_->outer_ip >= 0 && (i == oudp || i == oudp + 1 || i == oudp + 6 ||
+                                          i == oudp + 7))
+                continue;
             if (ref[i] != frame[i])
                 return "byte " + std::to_string(i) + " differs from PacketBuilder's" + at;
         }
@@ -491,15 +613,16 @@ std::string Workload::self_check(WorkloadConfig cfg) {
         return {};
     };
     Desc d;
-    while (w.next_desc(d))
+    bool life;
+    while (w.next_desc(d, life))
         if (auto e = check(d); !e.empty()) return "warm-up: " + e;
     w.begin_steady();
     for (unsigned i = 0; i < 50000; i++) {
-        w.next_desc(d);
+        w.next_desc(d, life);
         if (auto e = check(d); !e.empty()) return "steady: " + e;
     }
     w.begin_drain();
-    while (w.next_desc(d))
+    while (w.next_desc(d, life))
         if (auto e = check(d); !e.empty()) return "drain: " + e;
     return {};
 }

@@ -15,6 +15,15 @@
 // Every flow's intended outcome is counted (ground truth); after the drain and an end-of-input
 // flush the close machine must have concluded exactly these counts.
 //
+// What a tap adds (closetap-gen, gen/): every frame can be VLAN-tagged and/or carried in VXLAN
+// (outer IPv4/UDP 4789 between two VTEPs, the outer source port from the inner flow); with
+// `skew_ns` the responder's direction is seen that much later than the originator's: each
+// responder packet waits in a delay line, and no packet of a lifecycle leaves before the
+// previous packets of its flow (so a connection's own packets keep their order and the truth
+// stays exact; data segments of open flows do cross between directions, as on a skewed tap);
+// with `loss` that share of the responder's data segments (never a lifecycle packet) is not
+// sent: the close of every flow is unchanged, only per-flow packet and byte counts shrink.
+//
 // Frames are written by patching templates built once by the project's one PacketBuilder
 // (tests/packet_builder.hh); self_check() compares patched frames with PacketBuilder's own.
 #pragma once
@@ -46,13 +55,14 @@ inline constexpr std::array<const char*, count_of<Pattern>> pattern_names = {
     "fin_4way", "fin_3way", "fin_simultaneous", "fin_one_side",
     "fin_rst",  "rst",      "rejected",         "no_answer"};
 
-enum class FrameMix : uint8_t { min64, imix };
+enum class FrameMix : uint8_t { min64, imix, fixed };  // fixed: every data segment `payload`
 
 struct WorkloadConfig {
     uint32_t flows = 1'000'000;  // concurrent open flows (slots)
     double churn = 0.2;          // fraction of steady packets that are lifecycle packets
     uint32_t inflight = 1024;    // lifecycle scripts interleaved at once
     FrameMix frames = FrameMix::min64;
+    uint16_t payload = 0;  // data segment payload bytes with FrameMix::fixed
     std::array<double, count_of<Pattern>> mix = {25, 35, 3, 5, 5, 15, 7, 5};  // weights
     double resp_closes = 0.5;  // share of FIN/RST closes the responder (server) starts
     double http_share = 0.5;   // share of flows whose first request is HTTP (else no match)
@@ -60,6 +70,12 @@ struct WorkloadConfig {
     uint8_t worker = 0;  // address space of this worker's flows (client 10+worker.x.y.z)
     uint32_t warmup_ns_per_pkt = 250;   // packet-time step while opening flows
     uint32_t steady_ns_per_pkt = 1000;  // packet-time step in the measured phase (1 us)
+    // Tap-side encapsulation and impairments (closetap-gen); the defaults leave frames as above.
+    uint16_t vlan = 0;          // 802.1Q VLAN ID on every frame (1-4094; 0 = untagged)
+    int32_t vxlan_vni = -1;     // VXLAN VNI (0-16777215) around every frame; -1 = none
+    uint64_t skew_ns = 0;       // the responder's direction reaches the tap this much later
+    double loss = 0;            // share of the responder's data segments that are not sent
+    uint32_t delay_slots = 1u << 16;  // delay-line capacity (packets) when skew_ns > 0
 };
 
 // Parses "fin_4way=25,rst=10,..." (weights; patterns not named get 0). Throws
@@ -79,10 +95,19 @@ public:
     void begin_drain() noexcept;
 
     // Writes the next packet into `frame` (room for max_frame bytes) and returns its length, or
-    // 0 when the phase has no more packets (warm-up and drain end; steady never does).
+    // 0 when the phase has no more packets (warm-up and drain end; steady never does) or, when
+    // waiting() says so, none yet: the skew delay line holds the next ones (call again later).
     // `ts_us` receives its packet time.
     static constexpr unsigned max_frame = 1514;
     unsigned next(uint8_t* frame, uint64_t& ts_us) noexcept;
+    bool waiting() const noexcept { return waiting_; }
+    // The last packet next() wrote opens or closes a flow (warm-up or script), rather than being
+    // a data segment of an open flow: losing it would change the ground truth.
+    bool last_lifecycle() const noexcept { return last_lifecycle_; }
+    // Packet time: with a zero ns_per_pkt step the caller drives the clock (closetap-gen sets
+    // it to the wall clock before every burst).
+    void set_time_ns(uint64_t t) noexcept { t_ns_ = t; }
+    uint32_t delayed_now() const noexcept { return dq_n_; }
 
     uint64_t warmup_packets() const noexcept { return uint64_t{cfg_.flows} * 5; }
     uint64_t now_us() const noexcept { return t_ns_ / 1000; }
@@ -96,6 +121,7 @@ public:
     uint64_t scripts_started() const noexcept { return scripts_started_; }
     uint64_t lifecycle_packets() const noexcept { return lifecycle_pkts_; }
     uint64_t data_packets() const noexcept { return data_pkts_; }
+    uint64_t lost_packets() const noexcept { return lost_pkts_; }  // `loss`: not sent
     uint32_t inflight_now() const noexcept { return nscripts_; }
 
     // Runs a small workload of `cfg` (its flow count capped) through every phase and checks each
@@ -128,8 +154,9 @@ private:
         uint32_t s_off;  // server's
         uint16_t gen;    // generation of the open flow (its client port)
         uint16_t next_gen;
-        uint8_t busy;  // a script owns the slot
-        uint8_t pad_[3];
+        uint8_t busy;     // a script owns the slot
+        uint8_t pending;  // its packets in the skew delay line
+        uint8_t pad_[2];
     };
     static_assert(sizeof(Slot) == 16);
 
@@ -140,7 +167,8 @@ private:
     uint16_t first_payload() noexcept;
     Pattern draw_pattern() noexcept;
 
-    bool next_desc(Desc& d) noexcept;
+    bool next_desc(Desc& d, bool& lifecycle) noexcept;
+    bool script_ready(uint32_t i) const noexcept;  // no earlier packet of its flow delayed
     void open_descs(uint32_t slot, uint16_t gen, Desc* out, unsigned& n, uint32_t& c_off,
                     uint32_t& s_off) const noexcept;
     bool start_script(Script& s) noexcept;
@@ -159,6 +187,16 @@ private:
     uint64_t warm_pos_ = 0;
     Expected expected_{};
     uint64_t flows_started_ = 0, scripts_started_ = 0, lifecycle_pkts_ = 0, data_pkts_ = 0;
+    uint64_t lost_pkts_ = 0;
+    bool waiting_ = false, last_lifecycle_ = false;
+    unsigned enc_off_ = 0;  // encapsulation bytes before the inner Ethernet header's end
+    struct Delayed {
+        uint64_t release_ns;
+        Desc d;
+        bool lifecycle;
+    };
+    std::unique_ptr<Delayed[]> dq_;  // the skew delay line, a ring
+    uint32_t dq_cap_ = 0, dq_head_ = 0, dq_n_ = 0;
     struct Templates;
     std::shared_ptr<const Templates> tpl_;
 };
