@@ -129,7 +129,7 @@ def main():
     a = ap.parse_args()
     if bool(a.gen_eal) != bool(a.closetap_eal):
         ap.error('--gen-eal and --closetap-eal go together')
-    gen = os.path.join(a.build, 'gen', 'closetap-gen')
+    gen = os.path.join(a.build, 'closetap-gen')
     closetap = os.path.join(a.build, 'closetap')
     for exe in (gen, closetap):
         if not os.access(exe, os.X_OK):
