@@ -198,6 +198,14 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             add_value(ev, {{"reason", std::string(evict_reason_names[r])}},
                       double(sum(ws, [r](auto& w) -> auto& { return w.evictions[r]; })));
         out.push_back(std::move(ev));
+        auto evv = family("closetap_flowtable_evicted_flows_total",
+                          "The flow-table evictions by the class of the flow ended (attempts go "
+                          "first, flows in a close last)",
+                          MetricType::Counter);
+        for (size_t v = 0; v < count_of<EvictVictim>; v++)
+            add_value(evv, {{"state", std::string(evict_victim_names[v])}},
+                      double(sum(ws, [v](auto& w) -> auto& { return w.evicted[v]; })));
+        out.push_back(std::move(evv));
         auto wp = family("closetap_flowtable_wave_pool_exhausted_total",
                          "Closes whose teardown waves were not kept: the closing-flow pool was full",
                          MetricType::Counter);
