@@ -336,9 +336,8 @@ int main(int argc, char** argv) {
     std::vector<int> link_state(ports.size(), -1);  // -1 unknown, 0 down, 1 up
     auto poll_links = [&](bool report) {
         for (size_t i = 0; i < ports.size() && i < max_ports; i++) {
-            rte_eth_link link{};
-            if (rte_eth_link_get_nowait(ports[i].port_id, &link) != 0) continue;
-            const int up = link.link_status == RTE_ETH_LINK_UP ? 1 : 0;
+            const int up = port_link_up(ports[i]);
+            if (up < 0) continue;
             if (link_state[i] >= 0 && up != link_state[i]) {
                 out.stats.link_changes[i].add();
                 if (report)
