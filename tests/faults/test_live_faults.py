@@ -323,7 +323,9 @@ def case_link_flap(c, ct_bin, tmp):
     try:
         run_client(closed=5)
         ch_name = 'closetap_port_link_changes_total{port="net_af_packet0"}'
-        before = metrics(ct.scrape())
+        # A fresh veth may report its carrier a moment after closetap's first look: start from up.
+        before = wait_for(lambda: (lambda m: m if m.get(ch_name.replace("changes_total", "up")) == 1 else None)(
+            metrics(ct.scrape() or "")), 10, "the link to be reported up")
         err0 = len(ct.stderr())
         sh(*nsx(NS_S, "ip", "link", "set", DEV_S, "down"))
         time.sleep(2)
