@@ -9,6 +9,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -60,6 +61,20 @@ bool supported_linktype(int lt) {
         return true;
     }
     return false;
+}
+
+// A file named by configuration that closetap reads (--config, --signatures): it must be a
+// readable regular file; a directory or a missing file is one line naming it.
+void check_input_file(const char* what, const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw std::runtime_error(std::string("cannot read ") + what + " " + path + ": " +
+                                 std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        throw std::runtime_error(std::string(what) + " " + path + " is a directory, not a file");
+    if (::access(path.c_str(), R_OK) != 0)
+        throw std::runtime_error(std::string("cannot read ") + what + " " + path + ": " +
+                                 std::strerror(errno));
 }
 
 uint64_t wall_us() {
@@ -115,6 +130,7 @@ int main(int argc, char** argv) {
         std::string cfg_path = take_config_path(split.app);
         if (cfg_path.empty()) cfg_path = take_config_path(split.eal);
         if (!cfg_path.empty()) {
+            check_input_file("configuration file", cfg_path);
             ConfigArgs cfg = config_to_args(cfg_path);
             try {
                 (void)parse_options(cfg.app);
@@ -180,6 +196,7 @@ int main(int argc, char** argv) {
     if (opt.signatures != "none") {
         try {
             std::string path = opt.signatures.empty() ? find_signature_file() : opt.signatures;
+            check_input_file("signature file", path);
             AppClassifierOptions ao;
             ao.max_scan_bytes = opt.app_scan_bytes;
             apps = std::make_unique<AppClassifier>(AppClassifier::from_file(path, ao));

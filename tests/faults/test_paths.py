@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Paths from configuration (docs/security.md): every unusable output path ends closetap with
 exactly one line naming it and exit 1, before DPDK starts; a symbolic link in a world-writable
-directory is refused. Runs the real binary on the bundled capture."""
+directory is refused; a configuration or signature file that is a directory or missing is one
+line too. Runs the real binary on the bundled capture."""
 import os
 import subprocess
 import sys
@@ -36,12 +37,17 @@ def main():
         ]
         if os.geteuid() != 0:  # root writes into a 0555 directory anyway
             cases.append(("--conn-log", os.path.join(ro, "c.jsonl"), "Permission denied"))
+        # Files closetap reads: a directory or a missing file is one line (exit 2 for --config,
+        # a usage error; 1 for the signature file).
+        cases += [("--signatures", tmp, "is a directory"), ("--config", tmp, "is a directory"),
+                  ("--config", os.path.join(tmp, "none.yaml"), "No such file")]
         for opt, path, why in cases:
             p = subprocess.run([ct, "--pcap", PCAP, opt, path, "--quiet"], capture_output=True,
                                text=True, timeout=60)
             lines = [l for l in p.stderr.splitlines() if l.strip()]
-            c.check(p.returncode == 1 and len(lines) == 1 and why in lines[0] and path in lines[0]
-                    and "EAL" not in p.stderr, f"{opt} {path}: one line, exit 1 ({why})",
+            code = 2 if opt == "--config" else 1
+            c.check(p.returncode == code and len(lines) == 1 and why in lines[0] and path in lines[0]
+                    and "EAL" not in p.stderr, f"{opt} {path}: one line, exit {code} ({why})",
                     f"exit {p.returncode}: {p.stderr.strip()}")
         c.check(open(target).read() == "keep\n", "the symlink's target was not touched")
         ok = os.path.join(tmp, "ok.jsonl")
