@@ -80,8 +80,12 @@ def veth_packets():
     return int(out[0]) + int(out[1])
 
 
+STARTED = []  # every closetap of this run: their stderr is checked for sanitizer reports
+
+
 class Closetap:
     def __init__(self, closetap, tmp, extra, duration=90):
+        STARTED.append(self)
         self.log = os.path.join(tmp, "closetap.stderr")
         self.conn_log = os.path.join(tmp, "conns.jsonl")
         self.events = os.path.join(tmp, "events.jsonl")
@@ -379,6 +383,10 @@ def main():
                 case_link_flap(c, ct_bin, tmp)
             else:
                 raise SystemExit(f"unknown case {case}")
+            for ct in STARTED:
+                err = ct.stderr()
+                c.check("Sanitizer" not in err and "runtime error:" not in err,
+                        "no sanitizer report on closetap's stderr", err[-2000:])
         finally:
             for p in subprocess.run(["pgrep", "-f", f"iface={DEV_S}"], capture_output=True,
                                     text=True).stdout.split():
