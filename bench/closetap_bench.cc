@@ -16,6 +16,9 @@
 // worker's close counters must then equal the workload's ground truth, pattern by pattern.
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -34,6 +37,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -49,6 +53,7 @@
 #include "pipeline/eal.hh"
 #include "pipeline/port.hh"
 #include "pipeline/worker.hh"
+#include "tests/packet_builder.hh"
 
 using namespace closetap;
 using namespace closetap::bench;
@@ -74,6 +79,7 @@ struct BenchOptions {
     std::string signatures;
     unsigned ns_per_pkt = 1000;
     std::string lcores;  // EAL --lcores map, e.g. 0@1,1@0 (worker on CPU 0)
+    double syn_flood = 0;  // share of measured packets that are SYNs from random sources
 };
 
 uint64_t parse_count(const std::string& what, const std::string& s) {
@@ -116,6 +122,80 @@ double thread_cpu_s() {
     return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
 }
 
+// VmRSS and VmHWM (peak) of this process, bytes.
+std::pair<uint64_t, uint64_t> vm_rss_hwm() {
+    uint64_t rss = 0, hwm = 0;
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        while (std::fgets(line, sizeof(line), f)) {
+            unsigned long long kb = 0;
+            if (std::sscanf(line, "VmRSS: %llu kB", &kb) == 1) rss = kb * 1024;
+            if (std::sscanf(line, "VmHWM: %llu kB", &kb) == 1) hwm = kb * 1024;
+        }
+        std::fclose(f);
+    }
+    return {rss, hwm};
+}
+
+// --syn-flood: SYNs from random sources to one server, mixed into the measured phase. Source
+// 198.18.0.0/15 (RFC 2544's benchmark range: never one of the workload's 10.x clients) and
+// source port come from a bijection of a counter, so every flood SYN is a distinct flow that
+// looks random to the hash, and each ends as exactly one `no_answer` record (evicted, timed out
+// or flushed): the ground truth. Frames are patched copies of one PacketBuilder frame, written
+// untimed, like the rest of the window.
+struct SynFlood {
+    double share = 0;
+    uint64_t rng = 0;
+    uint32_t next = 0;
+    uint64_t sent = 0;
+
+    static uint32_t mix32(uint32_t x) {  // invertible: odd multiplies and xor-shifts
+        x ^= x >> 16;
+        x *= 0x7feb352du;
+        x ^= x >> 15;
+        x *= 0x846ca68bu;
+        x ^= x >> 16;
+        return x;
+    }
+    bool draw() {  // splitmix64
+        uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        return double(z >> 11) * 0x1.0p-53 < share;
+    }
+    std::vector<uint8_t> tmpl;  // one SYN frame by PacketBuilder; addresses patched per SYN
+
+    unsigned write(uint8_t* out, size_t room) {
+        namespace pb = closetap::testing;
+        if (tmpl.empty())
+            tmpl = pb::PacketBuilder()
+                       .eth()
+                       .ipv4(pb::ip4(198, 18, 0, 0), pb::ip4(10, 255, 0, 1))
+                       .tcp({.sport = 1, .dport = 80, .seq = 0, .ack = 0, .flags = pb::tcpf::syn})
+                       .build();
+        if (tmpl.size() > room) return 0;
+        uint32_t x;
+        do x = mix32(next++);
+        while ((x & 0xffff) == 0);  // no source port 0
+        // Patched in place (no allocation per SYN: under ASan a freed vector per packet would
+        // sit in the quarantine and swamp the memory figures), checksums by DPDK's own helpers.
+        std::memcpy(out, tmpl.data(), tmpl.size());
+        auto* ip = reinterpret_cast<rte_ipv4_hdr*>(out + sizeof(rte_ether_hdr));
+        auto* tcp = reinterpret_cast<rte_tcp_hdr*>(reinterpret_cast<uint8_t*>(ip) + sizeof(rte_ipv4_hdr));
+        const uint8_t src[4] = {198, static_cast<uint8_t>(18 + (x >> 31)), static_cast<uint8_t>(x >> 23),
+                                static_cast<uint8_t>(x >> 16)};
+        std::memcpy(&ip->src_addr, src, 4);
+        tcp->src_port = rte_cpu_to_be_16(static_cast<uint16_t>(x));
+        tcp->sent_seq = rte_cpu_to_be_32(mix32(x));
+        ip->hdr_checksum = 0;
+        ip->hdr_checksum = rte_ipv4_cksum(ip);
+        tcp->cksum = 0;
+        tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+        sent++;
+        return static_cast<unsigned>(tmpl.size());
+    }
+};
 
 struct Shard {
     std::unique_ptr<Worker> w;
@@ -128,6 +208,8 @@ struct Shard {
     double cpu_s = 0;  // the lcore thread's CPU time in the timed loop (the rest: other tasks)
     bool flush = false;
     std::atomic<bool> done{false};
+    SynFlood flood;
+    uint64_t last_t = 0;  // packet time of the last workload packet (flood SYNs share it)
 };
 
 // Writes up to `max` packets of the workload's current phase into freshly allocated mbufs.
@@ -143,7 +225,14 @@ size_t build_window(Shard& s, size_t max, const RxTimestamp& ts) {
         for (; got < want; got++) {
             rte_mbuf* m = s.win[s.n + got];
             uint64_t t = 0;
-            unsigned len = s.wl->next(rte_pktmbuf_mtod(m, uint8_t*), t);
+            unsigned len = 0;
+            if (s.flood.share > 0 && s.wl->phase() == Workload::Phase::steady && s.flood.draw()) {
+                len = s.flood.write(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_tailroom(m));
+                t = s.last_t;
+            } else {
+                len = s.wl->next(rte_pktmbuf_mtod(m, uint8_t*), t);
+                s.last_t = t;
+            }
             if (len == 0) break;
             m->data_len = static_cast<uint16_t>(len);
             m->pkt_len = len;
@@ -278,6 +367,10 @@ int main(int argc, char** argv) {
     app.add_option("--lcores", o.lcores,
                    "EAL lcore map (main lcore 0, workers 1..n), e.g. 0@1,1@0 to run the worker on "
                    "CPU 0; default: -l 0-n");
+    app.add_option("--syn-flood", o.syn_flood,
+                   "Share of measured packets that are SYNs from random sources (distinct flows, "
+                   "never answered): a SYN flood far beyond the table's capacity")
+        ->check(CLI::Range(0.0, 0.95));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -394,6 +487,8 @@ int main(int argc, char** argv) {
             c.worker = static_cast<uint8_t>(k);
             c.seed = wc.seed + k;
             s->wl = std::make_unique<Workload>(c);
+            s->flood.share = o.syn_flood;
+            s->flood.rng = 0x5eed0000u + c.seed;
             std::string pname = "bench_pool_" + std::to_string(k);
             s->pool = rte_pktmbuf_pool_create(pname.c_str(), static_cast<unsigned>(pool_n), 512, 0,
                                               data_room, static_cast<int>(rte_socket_id()));
@@ -473,6 +568,7 @@ int main(int argc, char** argv) {
         warm_cycles += c;
     }
     const uint64_t rss_warm = rss_bytes();
+    const auto [vm_warm, hwm_warm] = vm_rss_hwm();
     for (auto& s : shards) s->wl->begin_steady();
     std::printf(
         "warm-up: %llu packets opened %u flows per worker in %.1f s, table active %u, "
@@ -506,6 +602,15 @@ int main(int argc, char** argv) {
             (unsigned long long)(w.table->counters().ended[0] + w.table->counters().ended[1]),
             (unsigned long long)(w.table->counters().evictions[0] +
                                  w.table->counters().evictions[1]));
+        if (o.syn_flood > 0) {
+            const auto [rss, hwm] = vm_rss_hwm();
+            const auto& ev = w.table->counters().evicted;
+            std::printf("flood run %u: %llu SYNs so far, VmRSS %.1f MB, VmHWM %.1f MB; evicted "
+                        "attempt %llu established %llu closing %llu\n",
+                        r, (unsigned long long)shards[0]->flood.sent, double(rss) / 1e6,
+                        double(hwm) / 1e6, (unsigned long long)ev[0], (unsigned long long)ev[1],
+                        (unsigned long long)ev[2]);
+        }
         std::fflush(stdout);
     }
     const uint64_t steady_lifecycle = wl0.lifecycle_packets(), steady_data = wl0.data_packets();
@@ -542,6 +647,9 @@ int main(int argc, char** argv) {
         for (auto& e : s->w->table->counters().evictions) evictions += e;
         rx += st.rx_packets[0].get();
         gen += s->wl->lifecycle_packets() + s->wl->data_packets() + s->wl->warmup_packets();
+        // Every flood SYN is its own unanswered attempt: one no_answer record each.
+        exp[size_t(Close::no_answer)][size_t(Initiator::none)] += s->flood.sent;
+        gen += s->flood.sent;
     }
     uint64_t exp_total = 0, got_total = 0;
     for (size_t c = 0; c < count_of<Close>; c++)
@@ -574,6 +682,57 @@ int main(int argc, char** argv) {
         warm_cycles ? double(warm_pkts) / o.workers / (double(warm_cycles) / hz) / 1e6 : 0.0,
         secs(t_start, wall()));
 
+    if (o.syn_flood > 0) {
+        // The table's memory is fixed by its capacity; the flood may only fill it, never grow it.
+        uint64_t flood = 0, ev_reason[count_of<EvictReason>] = {}, ev_victim[count_of<EvictVictim>] = {};
+        for (auto& s : shards) {
+            flood += s->flood.sent;
+            for (size_t r = 0; r < count_of<EvictReason>; r++)
+                ev_reason[r] += s->w->table->counters().evictions[r];
+            for (size_t v = 0; v < count_of<EvictVictim>; v++)
+                ev_victim[v] += s->w->table->counters().evicted[v];
+        }
+        const auto [vm_end, hwm_end] = vm_rss_hwm();
+        // The tables' whole memory, fixed at start: buckets, entries, free list, wave pool.
+        const WavePool& wp = shards[0]->w->table->wave_pool();
+        const uint64_t bound =
+            (table_bytes + uint64_t(wp.size()) * (sizeof(CloseWaves) + sizeof(uint32_t))) * o.workers;
+        // Workload attempts (a new flow's SYN, a refused SYN) that lost their entry to the flood
+        // before the answer came: each leaves one extra no_answer record.
+        const uint64_t na = size_t(Close::no_answer), ni = size_t(Initiator::none);
+        const uint64_t lost_attempts = got[na][ni] > exp[na][ni] ? got[na][ni] - exp[na][ni] : 0;
+        const double flood_mpps = median(mpps) * o.syn_flood;
+        std::printf(
+            "flood: %llu SYNs (%.1f%% of measured packets, %.2f M SYN/s per worker at the measured "
+            "rate) into %llu entries: %.0fx the capacity\n",
+            (unsigned long long)flood, 100.0 * o.syn_flood, flood_mpps,
+            (unsigned long long)capacity * o.workers, double(flood) / double(capacity * o.workers));
+        std::printf("flood: evictions bucket_full=%llu table_full=%llu; victims attempt=%llu "
+                    "established=%llu closing=%llu\n",
+                    (unsigned long long)ev_reason[0], (unsigned long long)ev_reason[1],
+                    (unsigned long long)ev_victim[0], (unsigned long long)ev_victim[1],
+                    (unsigned long long)ev_victim[2]);
+        std::printf("flood: memory before tables %.1f MB, after warm-up VmRSS %.1f MB (VmHWM %.1f), "
+                    "at end VmRSS %.1f MB (VmHWM %.1f); table bound %.1f MB per worker; peak "
+                    "growth during the flood %.1f MB\n",
+                    double(rss0) / 1e6, double(vm_warm) / 1e6, double(hwm_warm) / 1e6,
+                    double(vm_end) / 1e6, double(hwm_end) / 1e6, double(table_bytes) / 1e6,
+                    double(hwm_end - hwm_warm) / 1e6);
+        std::printf("flood: tables' fixed memory (entries, buckets, free list, wave pool) %.1f MB; "
+                    "VmHWM at end - RSS before the tables %.1f MB; workload attempts lost to the "
+                    "flood %llu\n",
+                    double(bound) / 1e6, double(hwm_end - rss0) / 1e6,
+                    (unsigned long long)lost_attempts);
+        std::printf("FLOOD syns=%llu capacity=%llu evicted_attempt=%llu evicted_established=%llu "
+                    "evicted_closing=%llu bucket_full=%llu table_full=%llu hwm_before=%llu "
+                    "hwm_after=%llu rss_tables0=%llu bound_bytes=%llu lost_attempts=%llu closes_ok=%d\n",
+                    (unsigned long long)flood, (unsigned long long)capacity,
+                    (unsigned long long)ev_victim[0], (unsigned long long)ev_victim[1],
+                    (unsigned long long)ev_victim[2], (unsigned long long)ev_reason[0],
+                    (unsigned long long)ev_reason[1], (unsigned long long)hwm_warm,
+                    (unsigned long long)hwm_end, (unsigned long long)rss0,
+                    (unsigned long long)bound, (unsigned long long)lost_attempts, ok ? 1 : 0);
+    }
     const double med = median(mpps);
     const auto [mn, mx] = std::minmax_element(mpps.begin(), mpps.end());
     std::printf(

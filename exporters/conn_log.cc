@@ -1,9 +1,12 @@
 #include "exporters/conn_log.hh"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 
@@ -123,35 +126,89 @@ std::string to_json_line(const ConnRecord& rec, const std::vector<std::string>& 
     return to_json(rec, app_names).dump();
 }
 
+int open_output_file(const std::string& path, const char* what) {
+    auto fail = [&](const std::string& why) -> int {
+        throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " + why);
+    };
+    if (path.empty()) fail("empty path");
+    std::error_code ec;
+    const std::filesystem::path p(path);
+    std::filesystem::path dir = p.parent_path();
+    if (dir.empty()) dir = ".";
+    const auto dst = std::filesystem::status(dir, ec);
+    if (ec || !std::filesystem::is_directory(dst))
+        fail("directory " + dir.string() + " does not exist");
+    if (std::filesystem::is_directory(std::filesystem::status(p, ec))) fail("is a directory");
+    int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    const bool world_writable =
+        (dst.permissions() & std::filesystem::perms::others_write) != std::filesystem::perms::none;
+    if (world_writable) flags |= O_NOFOLLOW;
+    const int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) {
+        if (errno == ELOOP && world_writable)
+            fail("a symbolic link in the world-writable directory " + dir.string() +
+                 " (refused: give a path in a directory only closetap's user can write)");
+        fail(std::strerror(errno));
+    }
+    return fd;
+}
+
 void LineFile::open(const std::string& path, const char* what) {
-    f_ = path == "-" ? stdout : std::fopen(path.c_str(), "w");
-    if (f_ == nullptr)
-        throw std::runtime_error(std::string("cannot open ") + what + " " + path + ": " +
-                                 std::strerror(errno));
+    path_ = path;
+    what_ = what;
+    if (path == "-") {
+        fd_ = STDOUT_FILENO;
+    } else {
+        fd_ = open_output_file(path, what);
+        own_fd_ = true;
+    }
+    buf_.reserve(buffer_bytes + 4096);
 }
 
 LineFile::~LineFile() {
-    if (f_ != nullptr && f_ != stdout) std::fclose(f_);
+    flush();
+    if (own_fd_) ::close(fd_);
 }
 
-bool LineFile::write(std::string line) {
-    if (f_ == nullptr) return true;
-    line.push_back('\n');
-    return std::fwrite(line.data(), 1, line.size(), f_) == line.size();
+void LineFile::write(std::string_view line) {
+    if (fd_ < 0) return;
+    buf_.append(line);
+    buf_.push_back('\n');
+    buffered_++;
+    if (buf_.size() >= buffer_bytes) flush();
 }
 
-bool LineFile::flush() { return f_ == nullptr || std::fflush(f_) == 0; }
+void LineFile::flush() {
+    if (fd_ < 0 || buf_.empty()) return;
+    size_t done = 0;
+    int err = 0;
+    while (done < buf_.size()) {
+        ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : ENOSPC;
+            break;
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (err == 0) {
+        written_ += buffered_;
+    } else {
+        // Lines wholly on disk count as written; the rest (a partial last line included: a
+        // reader sees one torn line where the disk filled) as failed.
+        const uint64_t whole = static_cast<uint64_t>(
+            std::count(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(done), '\n'));
+        written_ += whole;
+        failed_ += buffered_ - whole;
+        if (first_error_.empty()) first_error_ = what_ + " " + path_ + ": " + std::strerror(err);
+    }
+    buf_.clear();
+    buffered_ = 0;
+}
 
 void ConnLogWriter::write(const ConnRecord& rec, const std::vector<std::string>& app_names) {
     if (!file_.is_open()) return;
-    if (file_.write(to_json_line(rec, app_names)))
-        written_++;
-    else
-        errors_++;
-}
-
-void ConnLogWriter::flush() {
-    if (!file_.flush()) errors_++;
+    file_.write(to_json_line(rec, app_names));
 }
 
 void EventWriter::open(const std::string& path, double rate_per_s, double burst) {
@@ -180,14 +237,7 @@ void EventWriter::offer(const ConnRecord& rec, const std::vector<std::string>& a
     j["event_ts"] = double(rec.r.ts_last_us) / 1e6;
     const nlohmann::ordered_json body = to_json(rec, app_names);
     for (auto it = body.begin(); it != body.end(); ++it) j[it.key()] = *it;
-    if (file_.write(j.dump()))
-        written_++;
-    else
-        errors_++;
-}
-
-void EventWriter::flush() {
-    if (!file_.flush()) errors_++;
+    file_.write(j.dump());
 }
 
 }  // namespace closetap

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,22 +45,43 @@ std::string flags_text(uint8_t flags);
 // The "waves" list of a record: [{"dir","flags","seq","ack","len","t"}, ...] (docs/explain.md).
 nlohmann::ordered_json waves_json(const CloseWaves& w);
 
-// A file of lines. Write failures (full disk) are counted, not thrown, so a bad disk never
-// stops the pipeline; opening fails loudly at start-up.
+// Opens an output file named by configuration for writing (created 0644, truncated): refuses a
+// directory, and in a world-writable directory (/tmp) does not follow a symbolic link, so a
+// local user cannot point a root-owned closetap at another file. Throws std::runtime_error with
+// one line naming `what`, the path and the reason.
+int open_output_file(const std::string& path, const char* what);
+
+// A file of lines, written from the control thread through its own buffer with write(2), so
+// every line is counted exactly once as written or failed: a failed write (full disk, I/O error)
+// counts the lines it held as failed, never throws and never retries them, so a bad disk never
+// stops the pipeline and a disk that frees up again gets the lines that follow. The first
+// failure's text is kept for one report (first_error). Opening fails loudly at start-up.
 class LineFile {
 public:
+    static constexpr size_t buffer_bytes = 64 * 1024;
+
     LineFile() = default;
     ~LineFile();
     LineFile(const LineFile&) = delete;
     LineFile& operator=(const LineFile&) = delete;
 
     void open(const std::string& path, const char* what);  // throws std::runtime_error; "-" = stdout
-    bool is_open() const { return f_ != nullptr; }
-    bool write(std::string line);  // appends '\n'; false on a write error
-    bool flush();
+    bool is_open() const { return fd_ >= 0; }
+    void write(std::string_view line);  // appends '\n'; written out when the buffer is full
+    void flush();                        // writes out what the buffer holds
+    uint64_t written() const { return written_; }
+    uint64_t failed() const { return failed_; }
+    // "conn log PATH: No space left on device" after the first failed write, else empty.
+    const std::string& first_error() const { return first_error_; }
 
 private:
-    std::FILE* f_ = nullptr;
+    int fd_ = -1;
+    bool own_fd_ = false;
+    std::string path_, what_;
+    std::string buf_;
+    uint64_t buffered_ = 0;  // lines in buf_
+    uint64_t written_ = 0, failed_ = 0;
+    std::string first_error_;
 };
 
 // The conn log: one JSON object per ended connection.
@@ -67,14 +89,13 @@ class ConnLogWriter {
 public:
     void open(const std::string& path) { file_.open(path, "conn log"); }
     void write(const ConnRecord& rec, const std::vector<std::string>& app_names);
-    void flush();
-    uint64_t written() const { return written_; }
-    uint64_t write_errors() const { return errors_; }
+    void flush() { file_.flush(); }
+    uint64_t written() const { return file_.written(); }
+    uint64_t write_errors() const { return file_.failed(); }
+    const std::string& first_error() const { return file_.first_error(); }
 
 private:
     LineFile file_;
-    uint64_t written_ = 0;
-    uint64_t errors_ = 0;
 };
 
 // Abnormal closes as events (--events): one JSON line per connection whose close has a
@@ -86,16 +107,17 @@ public:
     void open(const std::string& path, double rate_per_s, double burst);
     bool is_open() const { return file_.is_open(); }
     void offer(const ConnRecord& rec, const std::vector<std::string>& app_names);
-    void flush();
-    uint64_t written() const { return written_; }
+    void flush() { file_.flush(); }
+    uint64_t written() const { return file_.written(); }
     uint64_t suppressed() const { return suppressed_; }
-    uint64_t write_errors() const { return errors_; }
+    uint64_t write_errors() const { return file_.failed(); }
+    const std::string& first_error() const { return file_.first_error(); }
 
 private:
     LineFile file_;
     double rate_ = 0, burst_ = 0, tokens_ = 0;
     uint64_t last_us_ = 0;
-    uint64_t written_ = 0, suppressed_ = 0, errors_ = 0;
+    uint64_t suppressed_ = 0;
 };
 
 }  // namespace closetap

@@ -198,6 +198,14 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
             add_value(ev, {{"reason", std::string(evict_reason_names[r])}},
                       double(sum(ws, [r](auto& w) -> auto& { return w.evictions[r]; })));
         out.push_back(std::move(ev));
+        auto evv = family("closetap_flowtable_evicted_flows_total",
+                          "The flow-table evictions by the class of the flow ended (attempts go "
+                          "first, flows in a close last)",
+                          MetricType::Counter);
+        for (size_t v = 0; v < count_of<EvictVictim>; v++)
+            add_value(evv, {{"state", std::string(evict_victim_names[v])}},
+                      double(sum(ws, [v](auto& w) -> auto& { return w.evicted[v]; })));
+        out.push_back(std::move(evv));
         auto wp = family("closetap_flowtable_wave_pool_exhausted_total",
                          "Closes whose teardown waves were not kept: the closing-flow pool was full",
                          MetricType::Counter);
@@ -231,6 +239,17 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         add_value(ev, {{"result", "suppressed"}}, double(c.events_suppressed.get()));
         add_value(ev, {{"result", "error"}}, double(c.events_errors.get()));
         out.push_back(std::move(ev));
+        auto up = family("closetap_port_link_up", "1 while the port reports its link up",
+                         MetricType::Gauge);
+        auto lc = family("closetap_port_link_changes_total",
+                         "Link up/down transitions of each port seen since start",
+                         MetricType::Counter);
+        for (size_t p = 0; p < src_.port_names.size() && p < max_ports; p++) {
+            add_value(up, {{"port", src_.port_names[p]}}, double(c.link_up[p].get()));
+            add_value(lc, {{"port", src_.port_names[p]}}, double(c.link_changes[p].get()));
+        }
+        out.push_back(std::move(up));
+        out.push_back(std::move(lc));
     }
     {
         auto pk = family("closetap_worker_packets_total", "Packets processed by each worker",

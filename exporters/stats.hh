@@ -52,13 +52,15 @@ template <const std::array<double, 14>& Bounds> struct Histogram {
 using TeardownHistogram = Histogram<teardown_buckets_s>;
 using LifetimeHistogram = Histogram<lifetime_buckets_s>;
 
-// Counters of the control thread (conn log and event writers).
+// Counters of the control thread (conn log and event writers, port link polling).
 struct ControlStats {
     Counter log_written;
     Counter log_errors;
     Counter events_written;
     Counter events_suppressed;
     Counter events_errors;
+    std::array<Counter, max_ports> link_up;       // 1 while the port reports its link up
+    std::array<Counter, max_ports> link_changes;  // up/down transitions seen since start
 };
 
 struct alignas(64) WorkerStats {
@@ -85,6 +87,7 @@ struct alignas(64) WorkerStats {
     Counter flows_created;
     Counter flow_capacity;
     std::array<Counter, count_of<EvictReason>> evictions;
+    std::array<Counter, count_of<EvictVictim>> evicted;  // the same evictions by victim class
     Counter waves_pool_empty;  // closes whose teardown waves found the pool empty
 
     // Records the worker could not hand to the log writer (ring full on a live port).

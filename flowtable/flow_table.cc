@@ -98,25 +98,54 @@ void FlowTable::remove(uint32_t idx) noexcept {
 uint32_t FlowTable::pick_victim(uint32_t hash) const noexcept {
     const uint32_t bs[2] = {main_bucket(hash), alt_bucket(hash)};
     uint32_t best = no_entry;
-    bool best_closing = true;
+    unsigned best_class = count_of<EvictVictim>;
     uint64_t best_ts = UINT64_MAX;
     for (uint32_t b : bs) {
         const Bucket& bk = buckets_[b];
         for (unsigned s = 0; s < bucket_slots; s++) {
             if (bk.sig[s] == 0) continue;
             const FlowEntry& e = entries_[bk.idx[s]];
-            bool closing = e.conn.closing();
-            uint64_t ts = e.conn.last_ts_us();
-            // Flows in the middle of a close are the ones closetap exists to see: keep them
-            // while any other candidate remains, then fall back to the longest idle.
-            if ((best_closing && !closing) || (closing == best_closing && ts < best_ts)) {
+            // Attempts first: a SYN flood's half-open entries must not push out the established
+            // flows. Flows in the middle of a close are the ones closetap exists to see: keep
+            // them while any other candidate remains. Within a class, the longest idle.
+            const unsigned cls = static_cast<unsigned>(victim_class(e));
+            const uint64_t ts = e.conn.last_ts_us();
+            if (cls < best_class || (cls == best_class && ts < best_ts)) {
                 best = bk.idx[s];
-                best_closing = closing;
+                best_class = cls;
                 best_ts = ts;
             }
         }
     }
     return best;
+}
+
+uint32_t FlowTable::oldest_attempt(uint32_t hash, uint32_t cand) noexcept {
+    // A victim outside the key's buckets frees an entry but no slot: one bucket needs room.
+    const uint32_t bs[2] = {main_bucket(hash), alt_bucket(hash)};
+    bool room = false;
+    for (uint32_t b : bs)
+        for (unsigned s = 0; s < bucket_slots; s++) room |= buckets_[b].sig[s] == 0;
+    if (!room) return cand;
+    uint32_t best = no_entry;
+    uint64_t best_ts = UINT64_MAX;
+    if (victim_class(entries_[cand]) == EvictVictim::attempt) {
+        best = cand;
+        best_ts = entries_[cand].conn.first_ts_us();
+    }
+    unsigned found = 0;
+    for (unsigned n = 0; n < attempt_probes && found < attempt_pick; n++) {
+        probe_rng_ = probe_rng_ * 6364136223846793005ull + 1442695040888963407ull;
+        const uint32_t i = static_cast<uint32_t>(((probe_rng_ >> 32) * fresh_) >> 32);
+        const FlowEntry& e = entries_[i];
+        if (!e.in_use || victim_class(e) != EvictVictim::attempt) continue;
+        found++;
+        if (e.conn.first_ts_us() < best_ts) {
+            best = i;
+            best_ts = e.conn.first_ts_us();
+        }
+    }
+    return best != no_entry ? best : cand;
 }
 
 }  // namespace closetap

@@ -4,8 +4,13 @@
 // one or two cache lines of signatures and touches the entry only on a signature match.
 //
 // When an insert finds no room (both buckets full, or the entry pool exhausted) it evicts by a
-// stated policy, counted by reason: among the candidates, prefer a flow that is not in the middle
-// of a close (no FIN/RST yet), then the one idle the longest. Expiry walks the entries with a
+// stated policy, counted by reason: among the candidates, prefer a connection attempt (SYN sent,
+// nothing from the responder: what a SYN flood fills the table with), then an established flow,
+// and a flow in the middle of a close (FIN/RST seen) last; within a class, the one idle the
+// longest. When the whole table is full, random probes of the entries add attempts to the
+// candidates, and the one whose SYN is oldest goes: an established flow is given up only when no
+// attempt is found, and a SYN flood replaces its own oldest entries rather than the flows it is
+// flooding. Victims are counted by class. Expiry walks the entries with a
 // cursor, a bounded number per call, so housekeeping work per loop is bounded.
 #pragma once
 
@@ -41,10 +46,16 @@ struct FlowEntry {
 };
 static_assert(sizeof(FlowEntry) == 112, "waves uses the padding before conn: keep entries small");
 
+// What kind of flow an eviction ended, in the policy's order of preference.
+enum class EvictVictim : uint8_t { attempt, established, closing, count_ };
+inline constexpr std::array<std::string_view, 3> evict_victim_names = {"attempt", "established",
+                                                                       "closing"};
+
 struct FlowTableCounters {
     uint64_t created = 0;
     uint64_t ended[count_of<EndCause>] = {};
     uint64_t evictions[count_of<EvictReason>] = {};
+    uint64_t evicted[count_of<EvictVictim>] = {};  // the same evictions, by the victim's class
     uint64_t waves_pool_empty = 0;  // closes that recorded no waves: the wave pool was empty
 };
 
@@ -181,6 +192,16 @@ private:
     uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t now_us, Sink& sink) noexcept;
     // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.
     uint32_t pick_victim(uint32_t hash) const noexcept;
+    EvictVictim victim_class(const FlowEntry& e) const noexcept {
+        if (e.conn.closing()) return EvictVictim::closing;
+        return e.conn.timeout_class() == TimeoutClass::syn_sent ? EvictVictim::attempt
+                                                                : EvictVictim::established;
+    }
+    // Table full: the oldest attempt (by first SYN) among `cand` and up to `attempt_probes`
+    // random entries (stopping at `attempt_pick` attempts found); `cand` when none is found or
+    // the key's buckets have no room for it once another entry is released.
+    static constexpr unsigned attempt_probes = 32, attempt_pick = 4;
+    uint32_t oldest_attempt(uint32_t hash, uint32_t cand) noexcept;
     bool full() const noexcept { return free_top_ == 0 && fresh_ == capacity_; }
     // The teardown ladder's hook: established flows (handle 0) pay this one branch on a segment
     // without FIN or RST.
@@ -197,6 +218,7 @@ private:
     uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are released indices
     uint32_t fresh_ = 0;     // entries [fresh_, capacity_) were never used
     uint32_t cursor_ = 0;    // expiry sweep position
+    uint64_t probe_rng_ = 0x853c49e6748fea9bull;  // oldest_attempt's probe sequence (LCG)
     FlowTimeouts timeouts_;
     FlowTableCounters counters_;
     // Zero-filled by the kernel on first touch (mmap): a table sized for millions of flows costs
@@ -239,7 +261,9 @@ uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t 
         }
     }
     if (victim == no_entry) return no_entry;  // capacity 0 cannot happen (ctor checks)
+    if (why == EvictReason::table_full) victim = oldest_attempt(hash, victim);
     counters_.evictions[static_cast<size_t>(why)]++;
+    counters_.evicted[static_cast<size_t>(victim_class(entries_[victim]))]++;
     (void)now_us;
     end(victim, EndCause::evicted, sink);
     remove(victim);

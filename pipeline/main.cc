@@ -9,6 +9,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -60,6 +61,20 @@ bool supported_linktype(int lt) {
         return true;
     }
     return false;
+}
+
+// A file named by configuration that closetap reads (--config, --signatures): it must be a
+// readable regular file; a directory or a missing file is one line naming it.
+void check_input_file(const char* what, const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw std::runtime_error(std::string("cannot read ") + what + " " + path + ": " +
+                                 std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        throw std::runtime_error(std::string(what) + " " + path + " is a directory, not a file");
+    if (::access(path.c_str(), R_OK) != 0)
+        throw std::runtime_error(std::string("cannot read ") + what + " " + path + ": " +
+                                 std::strerror(errno));
 }
 
 uint64_t wall_us() {
@@ -115,6 +130,7 @@ int main(int argc, char** argv) {
         std::string cfg_path = take_config_path(split.app);
         if (cfg_path.empty()) cfg_path = take_config_path(split.eal);
         if (!cfg_path.empty()) {
+            check_input_file("configuration file", cfg_path);
             ConfigArgs cfg = config_to_args(cfg_path);
             try {
                 (void)parse_options(cfg.app);
@@ -165,14 +181,22 @@ int main(int argc, char** argv) {
         die(1, e.what());
     }
     if (!opt.metrics_file.empty()) {
-        metrics_file = std::fopen(opt.metrics_file.c_str(), "w");
-        if (metrics_file == nullptr)
-            die(1, "cannot open metrics file " + opt.metrics_file + ": " + std::strerror(errno));
+        try {
+            const int fd = open_output_file(opt.metrics_file, "metrics file");
+            metrics_file = fdopen(fd, "w");
+            if (metrics_file == nullptr) {
+                ::close(fd);
+                die(1, "cannot open metrics file " + opt.metrics_file + ": " + std::strerror(errno));
+            }
+        } catch (const std::exception& e) {
+            die(1, e.what());
+        }
     }
     std::unique_ptr<AppClassifier> apps;
     if (opt.signatures != "none") {
         try {
             std::string path = opt.signatures.empty() ? find_signature_file() : opt.signatures;
+            check_input_file("signature file", path);
             AppClassifierOptions ao;
             ao.max_scan_bytes = opt.app_scan_bytes;
             apps = std::make_unique<AppClassifier>(AppClassifier::from_file(path, ao));
@@ -184,7 +208,13 @@ int main(int argc, char** argv) {
     std::unique_ptr<prometheus::Exposer> exposer;
     if (!opt.metrics_addr.empty()) {
         try {
-            exposer = std::make_unique<prometheus::Exposer>(opt.metrics_addr, 2);
+            // civetweb serves each connection on one of its threads. A client that connects and
+            // never finishes its request holds a thread until request_timeout_ms, so the timeout
+            // is short (a scrape is one small GET) and there are a few threads; none of this
+            // touches the workers, which never wait for the control thread or the exporter.
+            exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+                "listening_ports", opt.metrics_addr, "num_threads", "4", "request_timeout_ms",
+                "2000", "linger_timeout_ms", "0", "enable_keep_alive", "no"});
         } catch (const std::exception& e) {
             die(1, "cannot serve metrics on " + opt.metrics_addr + ": " + e.what());
         }
@@ -318,9 +348,56 @@ int main(int argc, char** argv) {
     auto last_shown = last_progress;
     bool progress_shown = false;
     bool stalled = false;
+    auto last_flush = last_progress, last_link = last_progress;
+    bool log_error_reported = false, events_error_reported = false;
+    std::vector<int> link_state(ports.size(), -1);  // -1 unknown, 0 down, 1 up
+    auto poll_links = [&](bool report) {
+        for (size_t i = 0; i < ports.size() && i < max_ports; i++) {
+            const int up = port_link_up(ports[i]);
+            if (up < 0) continue;
+            if (link_state[i] >= 0 && up != link_state[i]) {
+                out.stats.link_changes[i].add();
+                if (report)
+                    std::fprintf(stderr, "closetap: port %s: link %s\n", ports[i].name.c_str(),
+                                 up ? "up" : "down");
+            }
+            link_state[i] = up;
+            out.stats.link_up[i].set(static_cast<uint64_t>(up));
+        }
+    };
+    poll_links(false);
+    // A write error is reported once per log, when it first happens; every record it cost is
+    // counted (closetap_conn_log_write_errors_total, closetap_events_total{result="error"}).
+    auto report_write_errors = [&] {
+        if (!log_error_reported && !out.conn_log.first_error().empty()) {
+            std::fprintf(stderr, "closetap: error: %s; records that cannot be written are counted "
+                                 "in closetap_conn_log_write_errors_total\n",
+                         out.conn_log.first_error().c_str());
+            log_error_reported = true;
+        }
+        if (!events_error_reported && !out.events.first_error().empty()) {
+            std::fprintf(stderr, "closetap: error: %s; events that cannot be written are counted "
+                                 "in closetap_events_total{result=\"error\"}\n",
+                         out.events.first_error().c_str());
+            events_error_reported = true;
+        }
+    };
     while (true) {
         size_t n = drain(workers, out);
         auto now = std::chrono::steady_clock::now();
+        if (now - last_flush > std::chrono::milliseconds(250)) {
+            // Live: records reach the files within a quarter second (the buffer fills first
+            // under load).
+            out.conn_log.flush();
+            out.events.flush();
+            out.publish();
+            report_write_errors();
+            last_flush = now;
+        }
+        if (!offline && now - last_link > std::chrono::milliseconds(500)) {
+            poll_links(true);
+            last_link = now;
+        }
         if (g_stop.load()) break;
         if (opt.duration_s > 0 && std::chrono::duration<double>(now - t_start).count() >= opt.duration_s)
             break;
@@ -392,6 +469,7 @@ int main(int argc, char** argv) {
     if (stalled)
         std::fprintf(stderr, "closetap: warning: the pcap ports stopped delivering packets before "
                              "the end of the captures\n");
+    report_write_errors();
     if (out.conn_log.write_errors() > 0 || out.events.write_errors() > 0) {
         std::fprintf(stderr, "closetap: error: %llu conn log records and %llu events could not be written\n",
                      static_cast<unsigned long long>(out.conn_log.write_errors()),

@@ -5,6 +5,15 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_thash.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
+
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <array>
 
@@ -96,6 +105,15 @@ std::vector<PortInfo> setup_ports(const Options& opt, unsigned rx_queues, unsign
         int rc = rte_eth_dev_info_get(ports[i].port_id, &infos[i]);
         if (rc != 0) fail(ports[i].name, "cannot read device info", rc);
         ports[i].driver = infos[i].driver_name ? infos[i].driver_name : "?";
+        if (ports[i].driver == "net_af_packet" && infos[i].device != nullptr) {
+            const rte_devargs* da = rte_dev_devargs(infos[i].device);
+            const std::string args = da != nullptr && da->args != nullptr ? da->args : "";
+            const auto at = args.find("iface=");
+            if (at != std::string::npos) {
+                const auto from = at + 6;
+                ports[i].kernel_iface = args.substr(from, args.find(',', from) - from);
+            }
+        }
         if (rx_queues > 1 && !can_spread(infos[i], ports[i].driver, rx_queues)) {
             spread = false;
             notes.push_back("port " + ports[i].name + " (" + ports[i].driver + ") cannot spread flows "
@@ -173,6 +191,22 @@ PortDrops read_port_drops(const PortInfo& p) noexcept {
         d.ierrors = s.ierrors;
     }
     return d;
+}
+
+int port_link_up(const PortInfo& p) noexcept {
+    if (!p.kernel_iface.empty()) {
+        const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        ifreq ifr{};
+        std::strncpy(ifr.ifr_name, p.kernel_iface.c_str(), IFNAMSIZ - 1);
+        const int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+        close(fd);
+        if (rc != 0) return -1;
+        return (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING) ? 1 : 0;
+    }
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(p.port_id, &link) != 0) return -1;
+    return link.link_status == RTE_ETH_LINK_UP ? 1 : 0;
 }
 
 }  // namespace closetap

@@ -22,6 +22,7 @@ struct PortInfo {
     uint16_t rx_queues = 1;
     bool symmetric_rss = false;  // RSS programmed with the symmetric key (checked in software)
     bool ts_from_mbuf = false;  // packet time from the rx timestamp dynfield (net_pcap)
+    std::string kernel_iface;   // net_af_packet: the interface it reads (iface= devarg)
     rte_mempool* pool = nullptr;
 };
 
@@ -43,5 +44,11 @@ std::vector<PortInfo> setup_ports(const Options& opt, unsigned rx_queues, unsign
 void stop_ports(const std::vector<PortInfo>& ports) noexcept;
 
 PortDrops read_port_drops(const PortInfo& p) noexcept;
+
+// 1 when the port's link is up, 0 when down, -1 when unknown. From rte_eth_link_get_nowait,
+// except for net_af_packet, whose driver reports the link up whatever the interface does (DPDK
+// 22.11): there, the kernel interface's IFF_RUNNING (carrier), by ioctl on a socket of the
+// namespace closetap runs in. Control thread only; no shell, no allocation.
+int port_link_up(const PortInfo& p) noexcept;
 
 }  // namespace closetap

@@ -62,6 +62,7 @@ void sync_table_counters(Worker& w) noexcept {
     w.stats.flows_active.set(t.active());
     w.stats.flows_created.set(t.counters().created);
     for (size_t r = 0; r < count_of<EvictReason>; r++) w.stats.evictions[r].set(t.counters().evictions[r]);
+    for (size_t v = 0; v < count_of<EvictVictim>; v++) w.stats.evicted[v].set(t.counters().evicted[v]);
     w.stats.waves_pool_empty.set(t.counters().waves_pool_empty);
 }
 

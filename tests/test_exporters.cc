@@ -163,6 +163,50 @@ TEST(Summary, ShowsClosesByPatternAndInitiator) {
     EXPECT_NE(s.find("10 packets"), std::string::npos);
 }
 
+// A full disk: every line is counted once, as failed, and the first failure is kept for one
+// report; nothing throws.
+TEST(LineFile, FullDiskCountsEveryLineAsFailed) {
+    LineFile f;
+    f.open("/dev/full", "conn log");
+    for (int i = 0; i < 3; i++) f.write("{\"x\":1}");
+    EXPECT_EQ(f.written(), 0u);
+    EXPECT_EQ(f.failed(), 0u);  // still buffered
+    f.flush();
+    EXPECT_EQ(f.written(), 0u);
+    EXPECT_EQ(f.failed(), 3u);
+    EXPECT_NE(f.first_error().find("conn log /dev/full: No space left on device"), std::string::npos)
+        << f.first_error();
+    // More than a buffer's worth: flushed on the way, all failed, the first error unchanged.
+    std::string line(1000, 'a');
+    for (int i = 0; i < 200; i++) f.write(line);
+    f.flush();
+    EXPECT_EQ(f.failed(), 203u);
+}
+
+TEST(LineFile, WritesEveryLineAndCountsIt) {
+    char path[] = "/tmp/closetap-lines-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    {
+        LineFile f;
+        f.open(path, "conn log");
+        std::string line(1000, 'b');
+        for (int i = 0; i < 150; i++) f.write(line);  // more than one buffer
+        f.flush();
+        EXPECT_EQ(f.written(), 150u);
+        EXPECT_EQ(f.failed(), 0u);
+        EXPECT_TRUE(f.first_error().empty());
+    }
+    std::FILE* in = std::fopen(path, "r");
+    ASSERT_NE(in, nullptr);
+    int n = 0, c;
+    while ((c = std::fgetc(in)) != EOF) n += c == '\n';
+    std::fclose(in);
+    std::remove(path);
+    EXPECT_EQ(n, 150);
+}
+
 TEST(Events, OnlyAbnormalClosesAndRateLimitedByPacketTime) {
     char path[] = "/tmp/closetap-events-XXXXXX";
     int fd = mkstemp(path);
@@ -181,6 +225,7 @@ TEST(Events, OnlyAbnormalClosesAndRateLimitedByPacketTime) {
         bad.ts_last_us = 1700000000000000 + uint64_t(i) * 100000;
         ev.offer(make_record(e, bad, 0), {"unknown"});
     }
+    ev.flush();  // lines count as written once they reach the file
     EXPECT_EQ(ev.written(), 2u);
     EXPECT_EQ(ev.suppressed(), 8u);
     // Three seconds later the bucket has refilled to its burst size, not beyond.
@@ -188,9 +233,9 @@ TEST(Events, OnlyAbnormalClosesAndRateLimitedByPacketTime) {
         bad.ts_last_us = 1700000004000000 + uint64_t(i);
         ev.offer(make_record(e, bad, 0), {"unknown"});
     }
+    ev.flush();
     EXPECT_EQ(ev.written(), 4u);
     EXPECT_EQ(ev.suppressed(), 11u);
-    ev.flush();
     std::FILE* f = std::fopen(path, "r");
     ASSERT_NE(f, nullptr);
     char line[4096];

@@ -152,6 +152,44 @@ TEST(FlowTable, EvictionSparesClosingFlows) {
     EXPECT_EQ(out[0].key.port[0] == 40001 || out[0].key.port[1] == 40001, true);
 }
 
+// A SYN flood far beyond capacity: established flows, idle far longer than the flood's attempts,
+// keep their entries; every eviction takes an attempt and is counted by reason and by victim.
+TEST(FlowTable, SynFloodEvictsAttemptsNotEstablishedFlows) {
+    FlowTable t(64, FlowTimeouts{});
+    std::vector<Ended> out;
+    std::vector<FlowEntry*> est;
+    for (uint16_t p = 0; p < 32; p++) {
+        const uint16_t cp = static_cast<uint16_t>(30000 + p);
+        feed(t, syn(cp, 10 + p), out);
+        Pkt synack{v4(10, 0, 0, 200), v4(10, 0, 0, 1), 80, cp, tcp_flag::syn | tcp_flag::ack, 5000, 1001, 100};
+        feed(t, synack, out);
+        Pkt ack{v4(10, 0, 0, 1), v4(10, 0, 0, 200), cp, 80, tcp_flag::ack, 1001, 5001, 200};
+        est.push_back(feed(t, ack, out));
+    }
+    ASSERT_TRUE(out.empty());
+    const unsigned flood = 10000;
+    for (unsigned i = 0; i < flood; i++)
+        ASSERT_NE(feed(t, syn(static_cast<uint16_t>(1000 + i % 50000), 1000 + i,
+                              static_cast<uint8_t>(2 + i / 50000)), out), nullptr);
+    EXPECT_EQ(t.active(), 64u);
+    const auto& c = t.counters();
+    const uint64_t ev = c.evictions[0] + c.evictions[1];
+    EXPECT_EQ(ev, flood - 32);
+    EXPECT_EQ(c.evicted[static_cast<size_t>(EvictVictim::attempt)], ev);
+    EXPECT_EQ(c.evicted[static_cast<size_t>(EvictVictim::established)], 0u);
+    EXPECT_EQ(c.evicted[static_cast<size_t>(EvictVictim::closing)], 0u);
+    ASSERT_EQ(out.size(), ev);
+    for (auto& e : out) {
+        EXPECT_EQ(e.r.end_cause, EndCause::evicted);
+        EXPECT_EQ(e.r.close, Close::no_answer);
+    }
+    for (uint16_t p = 0; p < 32; p++) {
+        FlowKey k;
+        make_flow_key(v4(10, 0, 0, 1), static_cast<uint16_t>(30000 + p), v4(10, 0, 0, 200), 80, k);
+        EXPECT_EQ(t.lookup(k, flow_hash(k)), est[p]) << "established flow " << p << " lost its entry";
+    }
+}
+
 TEST(FlowTable, ExpiresByPacketTime) {
     FlowTimeouts to;
     FlowTable t(16, to);
