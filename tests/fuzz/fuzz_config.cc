@@ -22,7 +22,7 @@
 
 namespace {
 
-void one_line(const std::string& m) {
+void check_one_line(const std::string& m) {
     FUZZ_CHECK(!m.empty());
     FUZZ_CHECK(m.find('\n') == std::string::npos);
 }
@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         cfg = config_to_args(path);
     } catch (const std::runtime_error& e) {
-        one_line(e.what());
+        check_one_line(e.what());
         return 0;
     }
     FUZZ_CHECK(cfg.origins.size() <= cfg.app.size());
@@ -64,10 +64,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const HelpRequested&) {
         // closetap prints the help and exits 0
     } catch (const UsageError& e) {
-        one_line(e.what());
-        one_line(cfg.explain(e.what()));
+        check_one_line(e.what());
+        check_one_line(cfg.explain(e.what()));
     } catch (const std::runtime_error& e) {
-        one_line(e.what());
+        check_one_line(e.what());
     }
     // The command line overrides the file; both merges keep the command line's arguments.
     const std::vector<std::string> cli = {"--quiet", "--flows", "1000", "--pcap", "x.pcap"};
