@@ -10,6 +10,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 
 #include "flowtable/flow_key.hh"
 #include "flowtable/flow_table.hh"
@@ -144,7 +145,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         seg.dst_port = dst.port;
         seg.wscale = (flags & tcp_flag::syn) && (r[6] & 15) != 15 ? (r[6] & 15) : 0xff;
         const uint32_t hash = flow_hash(key);
+        if (closetap::fuzz::tracing())
+            std::fprintf(stderr, "seg %zu: flow %u %s dir %u ts %llu flags %02x seq %u (rel %d) ack %u (rel %d) len %u win %u\n",
+                         k, fi, d ? "s->c" : "c->s", unsigned(seg.dir), static_cast<unsigned long long>(ts),
+                         flags, seq, static_cast<int>(seq - isn[fi][d]), ack,
+                         static_cast<int>(ack - isn[fi][1 - d]), len, unsigned(seg.window));
         table.prefetch(hash);
+        sink.note_segment(key, flags);
         sink.phase = closetap::fuzz::Phase::process;
         FlowEntry* e = table.process(key, hash, seg, sink);
         if (e == nullptr)

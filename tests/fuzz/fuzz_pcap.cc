@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     char err[PCAP_ERRBUF_SIZE] = {};
     pcap_t* p = pcap_open_offline(path.c_str(), err);
     FUZZ_CHECK(p != nullptr);  // the probe just opened it
-    FUZZ_CHECK(pcap_datalink(p) == info.linktype);
+    FUZZ_CHECK(pcap_datalink(p) == (info.linktype == 101 ? DLT_RAW : info.linktype));
 
     // Odd-sized inputs are also parsed with checksum verification (--verify-checksums).
     const ParseOptions opt{.link = static_cast<LinkType>(info.linktype),
@@ -122,6 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         s.dst_port = pp.dport;
         s.wscale = pp.wscale;
         const uint32_t hash = flow_hash(key);
+        sink.note_segment(key, s.flags);
         sink.phase = closetap::fuzz::Phase::process;
         if (table.process(key, hash, s, sink) == nullptr) {
             st.flow_alloc_failed.add();
