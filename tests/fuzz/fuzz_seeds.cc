@@ -315,6 +315,13 @@ int main(int argc, char** argv) {
         // Builder frames: raw for the parser; as one capture per link type for the pcap path.
         std::map<LinkType, std::vector<Bytes>> by_link;
         for (const Frame& f : builder_frames()) {
+            // Each encapsulation's seed must reach the TCP header, or it seeds nothing there.
+            ParsedPacket pp;
+            ParseError err;
+            const bool want_tcp = f.name != "ipv4_frag" && f.name != "ipv6_frag" && f.name != "ipv4_esp" && f.name != "udp";
+            const bool is_tcp = parse_packet(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+                                             ParseOptions{.link = f.link}, pp, err) == PacketClass::tcp;
+            if (want_tcp != is_tcp) throw std::runtime_error("builder frame " + f.name + " does not parse as expected");
             write_file(parse_dir / ("b-" + f.name), f.bytes);
             by_link[f.link].push_back(f.bytes);
             counts[0]++;
