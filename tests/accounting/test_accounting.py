@@ -278,7 +278,7 @@ def main():
                 continue
             kept = files[::args.sample]
             print(f"corpus {corpus}: {len(kept)} of {len(files)} captures" +
-                  (f" (every {args.sample}th)" if args.sample > 1 else ""))
+                  (f" (1 in {args.sample})" if args.sample > 1 else ""))
             inputs += [(f"{corpus}/{os.path.relpath(f, d)}", [f], []) for f in kept]
         for sub in ("seeds", "regressions"):
             for f in sorted(glob.glob(os.path.join(ROOT, "tests", "fuzz", sub, "fuzz_pcap", "*"))):
