@@ -36,8 +36,12 @@ inline constexpr uint8_t r0_burst_end = 1u << 4;
 inline constexpr unsigned r0_seq_mode_shift = 5;
 inline constexpr uint8_t r0_ack_mode = 1u << 7;
 
-inline uint32_t payload_len(uint8_t v) { return v < 192 ? v : (v - 191u) * 1024u; }
-inline uint64_t time_step_us(uint8_t v) { return uint64_t(v & 31u) << (3u * (v >> 5)); }
+inline uint32_t payload_len(uint8_t v) {
+    return v < 192 ? v : (v - 191u) * 1024u;
+}
+inline uint64_t time_step_us(uint8_t v) {
+    return uint64_t(v & 31u) << (3u * (v >> 5));
+}
 
 // The inverses fuzz_seeds uses: the encoding closest to (at most) the real value.
 inline uint8_t encode_payload_len(uint32_t len) {

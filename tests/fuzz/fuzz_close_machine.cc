@@ -46,10 +46,10 @@ void make_flows(uint8_t h3, std::array<std::array<Endpoint, 2>, cm::max_flows>& 
         f[i][0] = {v4(10, 0, 0, static_cast<uint8_t>(1 + i)), static_cast<uint16_t>(40000 + i)};
         f[i][1] = {v4(10, 0, 1, 1), sp};
     }
-    f[2][0].port = 8080;              // both sides likely server ports
-    f[3][0] = {v6(1), 50000};         // IPv6
+    f[2][0].port = 8080;       // both sides likely server ports
+    f[3][0] = {v6(1), 50000};  // IPv6
     f[3][1] = {v6(2), 443};
-    f[6][0] = f[0][1];                // flow 0 seen from its server's end
+    f[6][0] = f[0][1];  // flow 0 seen from its server's end
     f[6][1] = f[0][0];
     f[7][0] = {v4(10, 0, 0, 7), 7777};  // a self-connection: one endpoint, both directions
     f[7][1] = f[7][0];
@@ -60,7 +60,9 @@ uint32_t lcg(uint32_t& s) {
     return s;
 }
 
-bool seq_after(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+bool seq_after(uint32_t a, uint32_t b) {
+    return static_cast<int32_t>(a - b) > 0;
+}
 
 }  // namespace
 
@@ -72,16 +74,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     FlowTimeouts to;
     switch ((h[0] >> 4) & 3) {
-    case 0: break;
-    case 1:
-        for (auto& v : to.us) v /= 1000;
-        break;
-    case 2:
-        for (size_t c = 0; c < to.us.size(); c++) to.us[c] = 1000ull << (2 * ((h[2] >> (2 * c)) & 3));
-        break;
-    case 3:
-        for (auto& v : to.us) v = 1;
-        break;
+        case 0:
+            break;
+        case 1:
+            for (auto& v : to.us) v /= 1000;
+            break;
+        case 2:
+            for (size_t c = 0; c < to.us.size(); c++)
+                to.us[c] = 1000ull << (2 * ((h[2] >> (2 * c)) & 3));
+            break;
+        case 3:
+            for (auto& v : to.us) v = 1;
+            break;
     }
     FlowTable table(1u + (h[0] & 15u), to, (h[0] & 0x40) ? 0u : FlowTable::wave_pool_auto);
 
@@ -113,10 +117,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const int8_t ad = static_cast<int8_t>(r[3]);
         uint32_t seq = 0;
         switch ((r[0] >> cm::r0_seq_mode_shift) & 3) {
-        case 0: seq = nxt[fi][d] + static_cast<uint32_t>(sd); break;
-        case 1: seq = isn[fi][d] + static_cast<uint32_t>(sd); break;
-        case 2: seq = nxt[fi][d] + static_cast<uint32_t>(int32_t{sd} * 65536); break;
-        case 3: seq = nxt[fi][d] + (static_cast<uint32_t>(sd) << 24); break;
+            case 0:
+                seq = nxt[fi][d] + static_cast<uint32_t>(sd);
+                break;
+            case 1:
+                seq = isn[fi][d] + static_cast<uint32_t>(sd);
+                break;
+            case 2:
+                seq = nxt[fi][d] + static_cast<uint32_t>(int32_t{sd} * 65536);
+                break;
+            case 3:
+                seq = nxt[fi][d] + (static_cast<uint32_t>(sd) << 24);
+                break;
         }
         const uint32_t ack = (r[0] & cm::r0_ack_mode)
                                  ? isn[fi][1 - d] + static_cast<uint32_t>(int32_t{ad} * 256)
@@ -146,9 +158,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         seg.wscale = (flags & tcp_flag::syn) && (r[6] & 15) != 15 ? (r[6] & 15) : 0xff;
         const uint32_t hash = flow_hash(key);
         if (closetap::fuzz::tracing())
-            std::fprintf(stderr, "seg %zu: flow %u %s dir %u ts %llu flags %02x seq %u (rel %d) ack %u (rel %d) len %u win %u\n",
-                         k, fi, d ? "s->c" : "c->s", unsigned(seg.dir), static_cast<unsigned long long>(ts),
-                         flags, seq, static_cast<int>(seq - isn[fi][d]), ack,
+            std::fprintf(stderr,
+                         "seg %zu: flow %u %s dir %u ts %llu flags %02x seq %u (rel %d) ack %u "
+                         "(rel %d) len %u win %u\n",
+                         k, fi, d ? "s->c" : "c->s", unsigned(seg.dir),
+                         static_cast<unsigned long long>(ts), flags, seq,
+                         static_cast<int>(seq - isn[fi][d]), ack,
                          static_cast<int>(ack - isn[fi][1 - d]), len, unsigned(seg.window));
         table.prefetch(hash);
         sink.note_segment(key, flags);
@@ -159,7 +174,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         else
             accepted++;
 
-        const uint32_t end = seq + len + ((flags & tcp_flag::syn) ? 1 : 0) + ((flags & tcp_flag::fin) ? 1 : 0);
+        const uint32_t end =
+            seq + len + ((flags & tcp_flag::syn) ? 1 : 0) + ((flags & tcp_flag::fin) ? 1 : 0);
         if (seq_after(end, nxt[fi][d])) nxt[fi][d] = end;
 
         if (r[0] & cm::r0_burst_end) {

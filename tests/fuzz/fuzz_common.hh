@@ -28,9 +28,9 @@ namespace closetap::fuzz {
     std::fflush(stderr);
     __builtin_trap();
 }
-#define FUZZ_CHECK(cond)                                                      \
-    do {                                                                      \
-        if (!(cond)) ::closetap::fuzz::fail(#cond, __FILE__, __LINE__);      \
+#define FUZZ_CHECK(cond)                                                \
+    do {                                                                \
+        if (!(cond)) ::closetap::fuzz::fail(#cond, __FILE__, __LINE__); \
     } while (0)
 
 // Zeek's history alphabet (docs/close-machine.md, "History"): the letters closetap can write.
@@ -66,26 +66,31 @@ struct CheckingSink {
             std::fprintf(stderr,
                          "  record: close=%s initiator=%s state=%s history=%s reason=%s end=%s "
                          "fin_ack=%s/%s pkts=%u/%u teardown=%lld orig_dir=%u\n",
-                         std::string(to_string(r.close)).c_str(), std::string(to_string(r.initiator)).c_str(),
+                         std::string(to_string(r.close)).c_str(),
+                         std::string(to_string(r.initiator)).c_str(),
                          std::string(to_string(r.conn_state)).c_str(), r.history,
-                         std::string(to_string(r.reason)).c_str(), std::string(to_string(r.end_cause)).c_str(),
+                         std::string(to_string(r.reason)).c_str(),
+                         std::string(to_string(r.end_cause)).c_str(),
                          std::string(to_string(r.fin_ack_orig)).c_str(),
                          std::string(to_string(r.fin_ack_resp)).c_str(), r.orig_pkts, r.resp_pkts,
                          static_cast<long long>(r.teardown_us), unsigned(r.orig_dir));
         check_result(r);
-        if (r.close == Close::none || r.close == Close::no_answer) FUZZ_CHECK(fin_ack_explained(e, r));
+        if (r.close == Close::none || r.close == Close::no_answer)
+            FUZZ_CHECK(fin_ack_explained(e, r));
         // The cause must fit the call that ended the flow (flowtable/flow_table.hh).
         switch (phase) {
-        case Phase::process:  // a timeout seen on the flow's own packet, reuse, or eviction
-            FUZZ_CHECK(r.end_cause != EndCause::end_of_input);
-            break;
-        case Phase::expire:  // only timeouts
-            FUZZ_CHECK(r.end_cause == EndCause::closed || r.end_cause == EndCause::idle_timeout);
-            break;
-        case Phase::flush:  // end of input, or a timeout that had already passed
-            FUZZ_CHECK(r.end_cause == EndCause::end_of_input || r.end_cause == EndCause::closed ||
-                       r.end_cause == EndCause::idle_timeout);
-            break;
+            case Phase::process:  // a timeout seen on the flow's own packet, reuse, or eviction
+                FUZZ_CHECK(r.end_cause != EndCause::end_of_input);
+                break;
+            case Phase::expire:  // only timeouts
+                FUZZ_CHECK(r.end_cause == EndCause::closed ||
+                           r.end_cause == EndCause::idle_timeout);
+                break;
+            case Phase::flush:  // end of input, or a timeout that had already passed
+                FUZZ_CHECK(r.end_cause == EndCause::end_of_input ||
+                           r.end_cause == EndCause::closed ||
+                           r.end_cause == EndCause::idle_timeout);
+                break;
         }
         stats.count_conn(r, e.app);
         records++;
@@ -115,7 +120,8 @@ struct CheckingSink {
     }
     bool fin_ack_explained(const FlowEntry& e, const ConnResult& r) const {
         if (r.fin_ack_orig == FinAck::none && r.fin_ack_resp == FinAck::none) return true;
-        return syn_fin_keys.count(std::string(reinterpret_cast<const char*>(&e.key), sizeof e.key)) != 0;
+        return syn_fin_keys.count(
+                   std::string(reinterpret_cast<const char*>(&e.key), sizeof e.key)) != 0;
     }
 
     // The rules of TcpConn::finish (docs/close-machine.md, "Results") and SPEC's vocabulary.
@@ -147,47 +153,48 @@ struct CheckingSink {
 
         const FinAck fin_init = r.initiator == Initiator::orig ? r.fin_ack_orig : r.fin_ack_resp;
         switch (r.close) {
-        case Close::no_answer:
-            // syn_sent: only the originator's SYNs; any responder segment leaves that state.
-            FUZZ_CHECK(r.reason == Reason::no_answer);
-            FUZZ_CHECK(r.resp_pkts == 0);
-                        break;
-        case Close::none:
-            FUZZ_CHECK(r.reason == Reason::none);
-                        break;
-        case Close::fin_one_side:
-            FUZZ_CHECK(r.reason == Reason::none || r.reason == Reason::half_open_timeout);
-            if (r.reason == Reason::half_open_timeout)
-                FUZZ_CHECK(r.end_cause == EndCause::idle_timeout);
-            FUZZ_CHECK(fin_init != FinAck::none);  // the closer sent a FIN
-            break;
-        case Close::fin_4way:
-        case Close::fin_3way:
-        case Close::fin_simultaneous: {
-            FUZZ_CHECK(r.fin_ack_orig != FinAck::none && r.fin_ack_resp != FinAck::none);
-            const bool missing =
-                r.fin_ack_orig == FinAck::missing || r.fin_ack_resp == FinAck::missing;
-            FUZZ_CHECK((r.reason == Reason::fin_unacked) == missing);
-            FUZZ_CHECK(r.reason == Reason::fin_unacked || r.reason == Reason::none);
-            break;
-        }
-        case Close::fin_rst:
-            FUZZ_CHECK(r.reason == Reason::rst_after_fin);
-            FUZZ_CHECK(fin_init != FinAck::none);  // the first FIN's sender is the initiator
-            break;
-        case Close::rst:
-            FUZZ_CHECK(r.reason == Reason::rst_out_of_window ||
-                       r.reason == (r.initiator == Initiator::orig ? Reason::rst_orig
-                                                                   : Reason::rst_resp));
-            break;
-        case Close::rejected:
-            FUZZ_CHECK(r.initiator == Initiator::resp && r.reason == Reason::rejected);
-            break;
-        case Close::count_:
-            FUZZ_CHECK(false);
+            case Close::no_answer:
+                // syn_sent: only the originator's SYNs; any responder segment leaves that state.
+                FUZZ_CHECK(r.reason == Reason::no_answer);
+                FUZZ_CHECK(r.resp_pkts == 0);
+                break;
+            case Close::none:
+                FUZZ_CHECK(r.reason == Reason::none);
+                break;
+            case Close::fin_one_side:
+                FUZZ_CHECK(r.reason == Reason::none || r.reason == Reason::half_open_timeout);
+                if (r.reason == Reason::half_open_timeout)
+                    FUZZ_CHECK(r.end_cause == EndCause::idle_timeout);
+                FUZZ_CHECK(fin_init != FinAck::none);  // the closer sent a FIN
+                break;
+            case Close::fin_4way:
+            case Close::fin_3way:
+            case Close::fin_simultaneous: {
+                FUZZ_CHECK(r.fin_ack_orig != FinAck::none && r.fin_ack_resp != FinAck::none);
+                const bool missing =
+                    r.fin_ack_orig == FinAck::missing || r.fin_ack_resp == FinAck::missing;
+                FUZZ_CHECK((r.reason == Reason::fin_unacked) == missing);
+                FUZZ_CHECK(r.reason == Reason::fin_unacked || r.reason == Reason::none);
+                break;
+            }
+            case Close::fin_rst:
+                FUZZ_CHECK(r.reason == Reason::rst_after_fin);
+                FUZZ_CHECK(fin_init != FinAck::none);  // the first FIN's sender is the initiator
+                break;
+            case Close::rst:
+                FUZZ_CHECK(r.reason == Reason::rst_out_of_window ||
+                           r.reason == (r.initiator == Initiator::orig ? Reason::rst_orig
+                                                                       : Reason::rst_resp));
+                break;
+            case Close::rejected:
+                FUZZ_CHECK(r.initiator == Initiator::resp && r.reason == Reason::rejected);
+                break;
+            case Close::count_:
+                FUZZ_CHECK(false);
         }
         // half_close needs a FIN to be after (docs/close-machine.md, "half_close").
-        if (r.half_close) FUZZ_CHECK(r.fin_ack_orig != FinAck::none || r.fin_ack_resp != FinAck::none);
+        if (r.half_close)
+            FUZZ_CHECK(r.fin_ack_orig != FinAck::none || r.fin_ack_resp != FinAck::none);
     }
 
     // Everything the table and the counters say must add up once the table is flushed.

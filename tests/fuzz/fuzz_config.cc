@@ -73,7 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::vector<std::string> cli = {"--quiet", "--flows", "1000", "--pcap", "x.pcap"};
     std::vector<std::string> app = merge_app_args(cfg.app, cli);
     FUZZ_CHECK(app.size() >= cli.size());
-    FUZZ_CHECK(std::vector<std::string>(app.end() - static_cast<std::ptrdiff_t>(cli.size()), app.end()) == cli);
+    FUZZ_CHECK(std::vector<std::string>(app.end() - static_cast<std::ptrdiff_t>(cli.size()),
+                                        app.end()) == cli);
     const std::vector<std::string> eal_cli = {"-l", "0,1", "--no-huge"};
     std::vector<std::string> eal = merge_eal_args(cfg.eal, eal_cli);
     FUZZ_CHECK(eal.size() >= eal_cli.size());

@@ -29,15 +29,15 @@ using namespace closetap;
 // The link types main.cc accepts (supported_linktype); anything else ends with one line there.
 bool supported_linktype(int lt) {
     switch (static_cast<LinkType>(lt)) {
-    case LinkType::null_bsd:
-    case LinkType::ethernet:
-    case LinkType::raw:
-    case LinkType::loop:
-    case LinkType::linux_sll:
-    case LinkType::ipv4:
-    case LinkType::ipv6:
-    case LinkType::linux_sll2:
-        return true;
+        case LinkType::null_bsd:
+        case LinkType::ethernet:
+        case LinkType::raw:
+        case LinkType::loop:
+        case LinkType::linux_sll:
+        case LinkType::ipv4:
+        case LinkType::ipv6:
+        case LinkType::linux_sll2:
+            return true;
     }
     return false;
 }
@@ -108,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             st.checksum_bad.add();
             continue;
         }
-        FUZZ_CHECK(pp.payload_caplen == 0 || pp.payload_offset + size_t{pp.payload_caplen} <= h->caplen);
+        FUZZ_CHECK(pp.payload_caplen == 0 ||
+                   pp.payload_offset + size_t{pp.payload_caplen} <= h->caplen);
         TcpSegment s{};
         FlowKey key;
         s.dir = make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, key);

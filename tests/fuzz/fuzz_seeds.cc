@@ -87,15 +87,21 @@ struct Frame {
 std::vector<Frame> builder_frames() {
     const Ip4 a4 = ip4(192, 0, 2, 1), b4 = ip4(198, 51, 100, 7);
     const Ipv4Spec out4{.src = ip4(172, 16, 0, 1), .dst = ip4(172, 16, 0, 2)};
-    const Ip6 a6 = ip6({0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10}), b6 = ip6({0x2001, 0xdb8, 0, 1, 0, 0, 0, 0x20});
+    const Ip6 a6 = ip6({0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10}),
+              b6 = ip6({0x2001, 0xdb8, 0, 1, 0, 0, 0, 0x20});
     const Ip6 teredo_client = ip6({0x2001, 0, 0x4136, 0xe378, 0x8000, 0x63bf, 0x3fff, 0xfdd2});
     const Ipv6Spec out6{.src = b6, .dst = a6};
     const Ipv4Spec in4{.src = a4, .dst = b4};
     const Ipv6Spec in6{.src = a6, .dst = b6};
-    const TcpSpec seg{.sport = 40000, .dport = 443, .seq = 0x11223344, .ack = 0x55667788,
-                      .flags = tcpf::ack | tcpf::psh, .window = 1234, .payload = 10};
-    const TcpSpec syn{.sport = 40000, .dport = 443, .seq = 1, .flags = tcpf::syn,
-                      .options = syn_options(7)};
+    const TcpSpec seg{.sport = 40000,
+                      .dport = 443,
+                      .seq = 0x11223344,
+                      .ack = 0x55667788,
+                      .flags = tcpf::ack | tcpf::psh,
+                      .window = 1234,
+                      .payload = 10};
+    const TcpSpec syn{
+        .sport = 40000, .dport = 443, .seq = 1, .flags = tcpf::syn, .options = syn_options(7)};
     using LT = LinkType;
     std::vector<Frame> f;
     auto add = [&](std::string name, const PacketBuilder& b, LT link = LT::ethernet) {
@@ -105,7 +111,9 @@ std::vector<Frame> builder_frames() {
     add("eth_ipv6", PacketBuilder().eth().ipv6(in6).tcp(seg));
     add("syn_options", PacketBuilder().eth().ipv4(in4).tcp(syn));
     add("ipv4_options",
-        PacketBuilder().eth().ipv4(Ipv4Spec{.src = a4, .dst = b4, .options = {0x94, 0x04, 0, 0, 1, 1, 1, 0}})
+        PacketBuilder()
+            .eth()
+            .ipv4(Ipv4Spec{.src = a4, .dst = b4, .options = {0x94, 0x04, 0, 0, 1, 1, 1, 0}})
             .tcp(seg));
     add("vlan", PacketBuilder().eth().vlan(10).ipv4(in4).tcp(seg));
     add("qinq_88a8", PacketBuilder().eth().vlan(100, 0x88a8).vlan(10).ipv6(in6).tcp(seg));
@@ -113,32 +121,46 @@ std::vector<Frame> builder_frames() {
     {
         PacketBuilder b;
         b.eth();
-        for (int i = 0; i < max_vlan_tags; ++i) b.vlan(static_cast<uint16_t>(i + 1), i == 0 ? 0x88a8 : 0x8100);
+        for (int i = 0; i < max_vlan_tags; ++i)
+            b.vlan(static_cast<uint16_t>(i + 1), i == 0 ? 0x88a8 : 0x8100);
         add("vlan_x8", b.ipv4(in4).tcp(seg));
     }
     add("llc_snap", PacketBuilder().eth(100).llc_snap().ipv4(in4).tcp(seg));
     add("mpls_ipv4", PacketBuilder().eth().mpls(16106).ipv4(in4).tcp(seg));
     add("mpls3_ipv6", PacketBuilder().eth().mpls(1).mpls(2).mpls(3).ipv6(in6).tcp(seg));
     add("mpls_pw_eth",
-        PacketBuilder().eth().mpls(100).mpls(200).pw_control_word().eth().vlan(5).ipv4(in4).tcp(seg));
+        PacketBuilder().eth().mpls(100).mpls(200).pw_control_word().eth().vlan(5).ipv4(in4).tcp(
+            seg));
     add("pbb", PacketBuilder().eth().vlan(4051, 0x88a8).pbb(0x1ebb30).vlan(20).ipv4(in4).tcp(seg));
     add("fabricpath", PacketBuilder().fabricpath().eth().vlan(3).ipv6(in6).tcp(seg));
     add("pppoe_qinq", PacketBuilder().eth().vlan(0xe78).vlan(0x9aa).pppoe().ipv4(in4).tcp(seg));
     add("pppoe_ipv6", PacketBuilder().eth().pppoe().ipv6(in6).tcp(seg));
     add("gre_ipv4", PacketBuilder().eth().ipv4(out4).gre().ipv4(in4).tcp(seg));
-    add("gre_csum_key_seq", PacketBuilder().eth().ipv4(out4).gre(true, 0xabcd, 77).ipv6(in6).tcp(seg));
+    add("gre_csum_key_seq",
+        PacketBuilder().eth().ipv4(out4).gre(true, 0xabcd, 77).ipv6(in6).tcp(seg));
     add("gre_teb", PacketBuilder().eth().ipv6(out6).gre(false, 9).eth().ipv4(in4).tcp(seg));
     add("gre_mpls", PacketBuilder().eth().ipv4(out4).gre().mpls(30).ipv4(in4).tcp(seg));
     add("erspan1", PacketBuilder().eth().ipv4(out4).gre().erspan1().eth().ipv4(in4).tcp(seg));
-    add("erspan2", PacketBuilder().eth().ipv4(out4).gre(false, {}, 5).erspan2().eth().vlan(7).ipv4(in4).tcp(seg));
-    add("erspan3", PacketBuilder().eth().ipv4(out4).gre(false, {}, 5).erspan3().eth().ipv6(in6).tcp(seg));
+    add("erspan2", PacketBuilder()
+                       .eth()
+                       .ipv4(out4)
+                       .gre(false, {}, 5)
+                       .erspan2()
+                       .eth()
+                       .vlan(7)
+                       .ipv4(in4)
+                       .tcp(seg));
+    add("erspan3",
+        PacketBuilder().eth().ipv4(out4).gre(false, {}, 5).erspan3().eth().ipv6(in6).tcp(seg));
     add("erspan3_platform",
         PacketBuilder().eth().ipv4(out4).gre(false, {}, 5).erspan3(true).eth().ipv4(in4).tcp(seg));
     add("erspan3_ip", PacketBuilder().eth().ipv4(out4).gre().erspan3(false, 2).ipv4(in4).tcp(seg));
     add("aruba_wlan", PacketBuilder().eth().vlan(22).ipv4(out4).gre().wlan().ipv4(in4).tcp(seg));
-    add("aruba_amsdu", PacketBuilder().eth().ipv4(out4).gre().wlan(true, 0x8200).ipv4(in4).tcp(seg));
+    add("aruba_amsdu",
+        PacketBuilder().eth().ipv4(out4).gre().wlan(true, 0x8200).ipv4(in4).tcp(seg));
     add("vxlan", PacketBuilder().eth().ipv4(out4).vxlan().eth().ipv4(in4).tcp(seg));
-    add("vxlan_ipv6_outer", PacketBuilder().eth().vlan(9).ipv6(out6).vxlan(7).eth().vlan(8).ipv6(in6).tcp(seg));
+    add("vxlan_ipv6_outer",
+        PacketBuilder().eth().vlan(9).ipv6(out6).vxlan(7).eth().vlan(8).ipv6(in6).tcp(seg));
     add("geneve_opts", PacketBuilder().eth().ipv4(out4).geneve(19).eth().ipv4(in4).tcp(seg));
     add("geneve_ip", PacketBuilder().eth().ipv4(out4).geneve(2).ipv6(in6).tcp(seg));
     add("ipip", PacketBuilder().eth().ipv4(out4).ipv4(in4).tcp(seg));
@@ -148,15 +170,24 @@ std::vector<Frame> builder_frames() {
     add("gtp", PacketBuilder().eth().ipv4(out4).gtp().ipv4(in4).tcp(seg));
     add("gtp_ext", PacketBuilder().eth().ipv4(out4).gtp(true).ipv6(in6).tcp(seg));
     add("teredo", PacketBuilder().eth().ipv4(out4).teredo().ipv6(teredo_client, b6).tcp(seg));
-    add("teredo_origin", PacketBuilder().eth().ipv4(out4).teredo(true).ipv6(teredo_client, b6).tcp(seg));
-    add("teredo_relay_port", PacketBuilder().eth().ipv4(out4).teredo(false, 32900).ipv6(b6, teredo_client).tcp(seg));
+    add("teredo_origin",
+        PacketBuilder().eth().ipv4(out4).teredo(true).ipv6(teredo_client, b6).tcp(seg));
+    add("teredo_relay_port",
+        PacketBuilder().eth().ipv4(out4).teredo(false, 32900).ipv6(b6, teredo_client).tcp(seg));
     add("ayiya", PacketBuilder().eth().ipv4(out4).ayiya().ipv6(in6).tcp(seg));
-    add("ipv6_ext_chain",
-        PacketBuilder().eth().ipv6(in6).v6_opts(0).v6_routing(4, 1, {b6, a6}).v6_opts(60, 16).ah().tcp(seg));
+    add("ipv6_ext_chain", PacketBuilder()
+                              .eth()
+                              .ipv6(in6)
+                              .v6_opts(0)
+                              .v6_routing(4, 1, {b6, a6})
+                              .v6_opts(60, 16)
+                              .ah()
+                              .tcp(seg));
     add("ipv6_routing0", PacketBuilder().eth().ipv6(in6).v6_routing(0, 2, {a6, b6}).tcp(seg));
     add("ipv6_atomic_frag", PacketBuilder().eth().ipv6(in6).v6_frag(0, false).tcp(seg));
     add("ipv6_frag", PacketBuilder().eth().ipv6(in6).v6_frag(8, true).tcp(seg));
-    add("ipv4_frag", PacketBuilder().eth().ipv4(Ipv4Spec{.src = a4, .dst = b4, .frag = 0x2001}).tcp(seg));
+    add("ipv4_frag",
+        PacketBuilder().eth().ipv4(Ipv4Spec{.src = a4, .dst = b4, .frag = 0x2001}).tcp(seg));
     add("ipv4_ah", PacketBuilder().eth().ipv4(in4).ah(16).tcp(seg));
     add("ipv4_esp", PacketBuilder().eth().ipv4(in4).esp());
     add("udp", PacketBuilder().eth().ipv4(in4).udp(1234, 53));
@@ -171,9 +202,22 @@ std::vector<Frame> builder_frames() {
     add("sll", PacketBuilder().sll().ipv4(in4).tcp(seg), LT::linux_sll);
     add("sll_vlan", PacketBuilder().sll().vlan(4).ipv6(in6).tcp(seg), LT::linux_sll);
     add("sll2", PacketBuilder().sll2().ipv6(in6).tcp(seg), LT::linux_sll2);
-    add("everything",
-        PacketBuilder().eth().vlan(1).mpls(5).pw_control_word().eth().ipv4(out4).gre(false, {}, 1).erspan2()
-            .eth().ipv6(out6).vxlan().eth().vlan(2).ipv4(in4).tcp(seg));
+    add("everything", PacketBuilder()
+                          .eth()
+                          .vlan(1)
+                          .mpls(5)
+                          .pw_control_word()
+                          .eth()
+                          .ipv4(out4)
+                          .gre(false, {}, 1)
+                          .erspan2()
+                          .eth()
+                          .ipv6(out6)
+                          .vxlan()
+                          .eth()
+                          .vlan(2)
+                          .ipv4(in4)
+                          .tcp(seg));
     return f;
 }
 
@@ -211,7 +255,9 @@ struct CmFlow {
     bool seen[2];
 };
 
-int8_t clamp8(int64_t v) { return static_cast<int8_t>(v < -127 ? -127 : (v > 127 ? 127 : v)); }
+int8_t clamp8(int64_t v) {
+    return static_cast<int8_t>(v < -127 ? -127 : (v > 127 ? 127 : v));
+}
 
 // `conn`: encode only the packets of that connection (flow 0); -1: all, flows by first
 // appearance modulo 8. Returns the number of segments encoded.
@@ -225,11 +271,13 @@ size_t encode_capture(const Capture& c, int conn, Bytes& out) {
         ParsedPacket pp;
         ParseError err;
         if (parse_packet(c.frames[i].data(), static_cast<uint32_t>(c.frames[i].size()),
-                         ParseOptions{.link = static_cast<LinkType>(c.linktype)}, pp, err) != PacketClass::tcp)
+                         ParseOptions{.link = static_cast<LinkType>(c.linktype)}, pp,
+                         err) != PacketClass::tcp)
             continue;
         FlowKey key;
         make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, key);
-        std::vector<uint8_t> kb(reinterpret_cast<uint8_t*>(&key), reinterpret_cast<uint8_t*>(&key) + sizeof key);
+        std::vector<uint8_t> kb(reinterpret_cast<uint8_t*>(&key),
+                                reinterpret_cast<uint8_t*>(&key) + sizeof key);
         auto it = conn_of.find(kb);
         if (it == conn_of.end()) {
             it = conn_of.emplace(kb, static_cast<int>(flows.size())).first;
@@ -265,9 +313,11 @@ size_t encode_capture(const Capture& c, int conn, Bytes& out) {
         r[5] = cm::encode_time_step(n == 0 || ts < last_ts ? 0 : ts - last_ts);
         last_ts = ts;
         r[6] = static_cast<uint8_t>(pp.window >> 8);
-        if ((pp.flags & tcpf::syn) != 0) r[6] = static_cast<uint8_t>((r[6] & 0xf0) | (pp.wscale > 14 ? 15 : pp.wscale));
+        if ((pp.flags & tcpf::syn) != 0)
+            r[6] = static_cast<uint8_t>((r[6] & 0xf0) | (pp.wscale > 14 ? 15 : pp.wscale));
         if (n % 32 == 31) r[0] |= cm::r0_burst_end;
-        const uint32_t end = pp.seq + pp.payload_len + ((pp.flags & tcpf::syn) ? 1 : 0) + ((pp.flags & tcpf::fin) ? 1 : 0);
+        const uint32_t end = pp.seq + pp.payload_len + ((pp.flags & tcpf::syn) ? 1 : 0) +
+                             ((pp.flags & tcpf::fin) ? 1 : 0);
         if (static_cast<int32_t>(end - f.nxt[d]) > 0) f.nxt[d] = end;
         out.insert(out.end(), r, r + cm::record_bytes);
         n++;
@@ -282,11 +332,13 @@ int count_conns(const Capture& c) {
         ParsedPacket pp;
         ParseError err;
         if (parse_packet(fr.data(), static_cast<uint32_t>(fr.size()),
-                         ParseOptions{.link = static_cast<LinkType>(c.linktype)}, pp, err) != PacketClass::tcp)
+                         ParseOptions{.link = static_cast<LinkType>(c.linktype)}, pp,
+                         err) != PacketClass::tcp)
             continue;
         FlowKey key;
         make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, key);
-        keys.insert(std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&key), reinterpret_cast<uint8_t*>(&key) + sizeof key));
+        keys.insert(std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&key),
+                                         reinterpret_cast<uint8_t*>(&key) + sizeof key));
     }
     return static_cast<int>(keys.size());
 }
@@ -318,10 +370,13 @@ int main(int argc, char** argv) {
             // Each encapsulation's seed must reach the TCP header, or it seeds nothing there.
             ParsedPacket pp;
             ParseError err;
-            const bool want_tcp = f.name != "ipv4_frag" && f.name != "ipv6_frag" && f.name != "ipv4_esp" && f.name != "udp";
-            const bool is_tcp = parse_packet(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
-                                             ParseOptions{.link = f.link}, pp, err) == PacketClass::tcp;
-            if (want_tcp != is_tcp) throw std::runtime_error("builder frame " + f.name + " does not parse as expected");
+            const bool want_tcp = f.name != "ipv4_frag" && f.name != "ipv6_frag" &&
+                                  f.name != "ipv4_esp" && f.name != "udp";
+            const bool is_tcp =
+                parse_packet(f.bytes.data(), static_cast<uint32_t>(f.bytes.size()),
+                             ParseOptions{.link = f.link}, pp, err) == PacketClass::tcp;
+            if (want_tcp != is_tcp)
+                throw std::runtime_error("builder frame " + f.name + " does not parse as expected");
             write_file(parse_dir / ("b-" + f.name), f.bytes);
             by_link[f.link].push_back(f.bytes);
             counts[0]++;
@@ -334,7 +389,9 @@ int main(int argc, char** argv) {
         // A capture with malformed frames: empty, 1 byte, every builder frame cut in half.
         {
             std::vector<Bytes> bad = {{}, {0x45}};
-            for (auto& fr : by_link[LinkType::ethernet]) bad.emplace_back(fr.begin(), fr.begin() + static_cast<std::ptrdiff_t>(fr.size() / 2));
+            for (auto& fr : by_link[LinkType::ethernet])
+                bad.emplace_back(fr.begin(),
+                                 fr.begin() + static_cast<std::ptrdiff_t>(fr.size() / 2));
             write_file(pcap_dir / "b-malformed.pcap", make_pcap(1, bad));
             counts[2]++;
         }
@@ -368,18 +425,23 @@ int main(int argc, char** argv) {
             // with a corrupt length.
             Bytes file = read_file(cap);
             const size_t keep = std::min<size_t>(file.size(), 16384);
-            write_file(pcap_dir / ("c-" + stem), Bytes(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(keep)));
+            write_file(pcap_dir / ("c-" + stem),
+                       Bytes(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(keep)));
             counts[2]++;
             if (file.size() >= 24 + 16) {
-                write_file(pcap_dir / ("c-" + stem + "-hdr"), Bytes(file.begin(), file.begin() + 24));
-                Bytes bad(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(file.size(), 4096)));
-                bad[24 + 8] ^= 0xff;  // classic pcap: caplen of the first record (pcapng: a block length)
+                write_file(pcap_dir / ("c-" + stem + "-hdr"),
+                           Bytes(file.begin(), file.begin() + 24));
+                Bytes bad(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(
+                                                           std::min<size_t>(file.size(), 4096)));
+                bad[24 + 8] ^=
+                    0xff;  // classic pcap: caplen of the first record (pcapng: a block length)
                 write_file(pcap_dir / ("c-" + stem + "-badlen"), bad);
                 counts[2] += 2;
             }
         }
-        std::printf("fuzz_seeds: %zu parser frames, %zu close-machine sequences, %zu captures in %s\n",
-                    counts[0], counts[1], counts[2], out.c_str());
+        std::printf(
+            "fuzz_seeds: %zu parser frames, %zu close-machine sequences, %zu captures in %s\n",
+            counts[0], counts[1], counts[2], out.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fuzz_seeds: error: %s\n", e.what());
         return 1;

@@ -10,10 +10,10 @@
 
 #include <algorithm>
 #include <csignal>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
