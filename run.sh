@@ -3,15 +3,18 @@
 #   ./run.sh demo    install what is missing, build, replay the bundled capture, show the summary
 #   ./run.sh test    install what is missing, build, run every test (plain and under ASan/UBSan)
 #   ./run.sh build   install what is missing and build
-# Options for test: --quick (skip the sanitizer build).
+# Options for test: --quick (skip the sanitizer build and the fuzz build).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential meson ninja-build pkg-config python3 libdpdk-dev prometheus-cpp-dev
           nlohmann-json3-dev libcli11-dev libfmt-dev libpcap-dev libgtest-dev libgmock-dev
           libhyperscan-dev libyaml-cpp-dev libbenchmark-dev)
-# What the end-to-end tests drive: network namespaces, captures, a real Prometheus server.
-TEST_PACKAGES=(iproute2 tcpdump ethtool prometheus tshark python3-matplotlib)
+# What the end-to-end tests drive: network namespaces, captures, a real Prometheus server;
+# clang and its runtimes for the libFuzzer targets (libclang_rt.fuzzer is in libclang-rt-14-dev);
+# matplotlib for the capacity test's plot.
+TEST_PACKAGES=(iproute2 tcpdump ethtool prometheus tshark clang libclang-rt-14-dev
+               python3-matplotlib)
 
 install_deps() {
     local missing=()
@@ -73,11 +76,22 @@ test)
     if [ $quick -eq 0 ]; then
         build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
         dirs+=(build-asan)
+        # libFuzzer targets (clang), tests/fuzz/: only they are built there, not closetap; each
+        # runs ~45 s as the `fuzz` suite (docs/fuzzing.md).
+        if [ ! -f build-fuzz/build.ninja ]; then
+            CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dtests=false >/dev/null
+        fi
+        fuzz_targets=(fuzz_seeds fuzz_parse fuzz_close_machine fuzz_pcap fuzz_config)
+        meson compile -C build-fuzz "${fuzz_targets[@]}" >/dev/null ||
+            meson compile -C build-fuzz "${fuzz_targets[@]}"
+        dirs+=(build-fuzz)
     fi
     for d in "${dirs[@]}"; do
         echo "run.sh: tests in $d"
+        norebuild=()
+        [ "$d" = build-fuzz ] && norebuild=(--no-rebuild)  # only the fuzz targets are built
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-            meson test -C "$d" --print-errorlogs --num-processes 2 || true
+            meson test -C "$d" "${norebuild[@]}" --print-errorlogs --num-processes 2 || true
         read -r p f s < <(counts "$d")
         passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     done

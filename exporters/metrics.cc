@@ -262,7 +262,14 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
                            MetricType::Counter);
         auto loops = family("closetap_worker_loops_total", "Poll loops of each worker",
                             MetricType::Counter);
+        // What each worker took from each port (from its queue, or from the dispatcher's ring):
+        // with closetap_worker_packets_total it makes received = processed checkable per worker.
+        auto wrx = family("closetap_worker_rx_packets_total",
+                          "Packets each worker received, by port", MetricType::Counter);
         for (size_t i = 0; i < ws.size(); i++) {
+            for (size_t p = 0; p < src_.port_names.size() && p < max_ports; p++)
+                add_value(wrx, {{"worker", std::to_string(i)}, {"port", src_.port_names[p]}},
+                          double(ws[i]->rx_packets[p].get()));
             uint64_t n = 0;
             for (auto& c : ws[i]->packet_class) n += c.get();
             std::string id = std::to_string(i);
@@ -275,6 +282,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         out.push_back(std::move(busy));
         out.push_back(std::move(ws_wrong));
         out.push_back(std::move(loops));
+        out.push_back(std::move(wrx));
     }
     return out;
 }

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "pipeline/one_line.hh"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -29,7 +31,7 @@ struct Reader {
         if (at.IsDefined() && at.Mark().line >= 0) s += ":" + std::to_string(at.Mark().line + 1);
         s += ": ";
         if (!key.empty()) s += key + ": ";
-        throw std::runtime_error(s + msg);
+        throw std::runtime_error(one_line(s + msg));  // values and keys are quoted as written
     }
     std::string where(const YAML::Node& at, const std::string& key) const {
         std::string s = file;
@@ -429,7 +431,7 @@ ConfigArgs config_to_args(const std::string& path) {
     } catch (const YAML::Exception& e) {
         std::string s = path;
         if (e.mark.line >= 0) s += ":" + std::to_string(e.mark.line + 1);
-        throw std::runtime_error(s + ": not valid YAML: " + e.msg);
+        throw std::runtime_error(one_line(s + ": not valid YAML: " + e.msg));
     }
     Reader r{path, {}};
     r.out.file = path;
@@ -438,7 +440,7 @@ ConfigArgs config_to_args(const std::string& path) {
     } catch (const YAML::Exception& e) {
         std::string s = path;
         if (e.mark.line >= 0) s += ":" + std::to_string(e.mark.line + 1);
-        throw std::runtime_error(s + ": " + e.msg);
+        throw std::runtime_error(one_line(s + ": " + e.msg));
     }
     return std::move(r.out);
 }
@@ -455,9 +457,9 @@ std::string ConfigArgs::explain(const std::string& usage_error) const {
             break;
         }
     }
-    if (best != nullptr) return best->where + ": " + usage_error;
+    if (best != nullptr) return one_line(best->where + ": " + usage_error);
     // Not one of ours: name the file anyway.
-    return (file.empty() ? std::string("configuration file") : file) + ": " + usage_error;
+    return one_line((file.empty() ? std::string("configuration file") : file) + ": " + usage_error);
 }
 
 std::string take_config_path(std::vector<std::string>& args) {

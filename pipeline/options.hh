@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "flowtable/timeouts.hh"
+#include "pipeline/one_line.hh"
 
 namespace closetap {
 
+// One line, whatever the offending value holds (pipeline/one_line.hh).
 struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
+    explicit UsageError(const std::string& what) : std::runtime_error(one_line(what)) {}
 };
 
 // `closetap --help` / `--version` asked for: print this and exit 0.

@@ -11,7 +11,10 @@ PcapInfo probe_pcap(const std::string& path) {
     pcap_t* p = pcap_open_offline(path.c_str(), err);
     if (p == nullptr) throw std::runtime_error("cannot read capture " + path + ": " + err);
     PcapInfo info;
+    // pcap_datalink() gives the DLT_ value; LinkType numbers are the LINKTYPE_ values a file
+    // stores. They differ for raw IP: LINKTYPE_RAW 101 reads back as DLT_RAW (12; 14 on OpenBSD).
     info.linktype = pcap_datalink(p);
+    if (info.linktype == DLT_RAW) info.linktype = 101;
     pcap_pkthdr* h = nullptr;
     const u_char* data = nullptr;
     int rc;

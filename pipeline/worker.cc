@@ -175,7 +175,7 @@ namespace {
 
 
 // Takes up to `burst` packets from the queues in capture-time order into out/out_q. Counts what
-// it receives into rx (per port slot) when given.
+// it takes into rx (per port slot) when given.
 unsigned merge_collect(const WorkerQueue* queues, unsigned nq, unsigned burst, const RxTimestamp& ts,
                        MergeState& ms, rte_mbuf** out, uint8_t* out_q, Counter* rx) noexcept {
     for (unsigned qi = 0; qi < nq; qi++) {
@@ -184,7 +184,6 @@ unsigned merge_collect(const WorkerQueue* queues, unsigned nq, unsigned burst, c
         ms.n[qi] = rte_eth_rx_burst(q.port_id, q.queue, ms.pkts[qi], static_cast<uint16_t>(burst));
         ms.pos[qi] = 0;
         if (ms.n[qi] == 0) ms.eof[qi] = true;
-        if (rx != nullptr) rx[q.slot].add(ms.n[qi]);
     }
     unsigned n = 0;
     while (n < burst) {
@@ -206,6 +205,9 @@ unsigned merge_collect(const WorkerQueue* queues, unsigned nq, unsigned burst, c
         if (best < 0 || starved) break;
         out[n] = ms.pkts[best][ms.pos[best]++];
         out_q[n] = static_cast<uint8_t>(best);
+        // Counted when taken, not when received: an offline run stops once rx reaches the
+        // capture's packet count, and packets still pending here would never be processed.
+        if (rx != nullptr) rx[queues[best].slot].add();
         n++;
     }
     return n;
@@ -390,9 +392,8 @@ int worker_main(void* arg) {
             if (now_us > w.stats.max_ts_us.get()) w.stats.max_ts_us.set(now_us);
         }
     }
-    // Merged replay: packets are counted as received when they enter the merge buffers, so the
-    // control thread can see the last one arrive (and stop the loop) while some still wait
-    // there. Process them before stopping: they were received, they must be processed.
+    // Merged replay stopped early (a signal): packets the merge buffers already took from the
+    // ports are processed (and counted, merge_collect counts on the way out), not dropped.
     if (merge)
         while (merge_burst(w, ms, b, now_us)) {
         }
