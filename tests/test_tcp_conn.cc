@@ -1080,3 +1080,30 @@ TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
 
 }  // namespace
 }  // namespace closetap
+
+namespace closetap {
+namespace {
+
+// A SYN+FIN (a scanner's Xmas-style probe) begins no close: the record has no FIN outcome to
+// report (tests/fuzz/regressions/fuzz_close_machine/syn_fin_*).
+TEST(SynFin, NoCloseNoFinAck) {
+    TcpConn c;
+    TcpSegment s{};
+    s.ts_us = 1'000'000;
+    s.flags = tcp_flag::syn | tcp_flag::fin;
+    s.seq = 100;
+    s.window = 1024;
+    s.src_port = 40000;
+    s.dst_port = 80;
+    s.wscale = 0xff;
+    c.start(s);
+    ConnResult r{};
+    c.finish(EndCause::idle_timeout, r);
+    EXPECT_EQ(r.close, Close::no_answer);
+    EXPECT_EQ(r.fin_ack_orig, FinAck::none);
+    EXPECT_EQ(r.fin_ack_resp, FinAck::none);
+    EXPECT_NE(std::string(r.history).find('Q'), std::string::npos) << r.history;
+}
+
+}  // namespace
+}  // namespace closetap

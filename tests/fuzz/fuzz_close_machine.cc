@@ -166,7 +166,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                          static_cast<int>(seq - isn[fi][d]), ack,
                          static_cast<int>(ack - isn[fi][1 - d]), len, unsigned(seg.window));
         table.prefetch(hash);
-        sink.note_segment(key, flags);
         sink.phase = closetap::fuzz::Phase::process;
         FlowEntry* e = table.process(key, hash, seg, sink);
         if (e == nullptr)

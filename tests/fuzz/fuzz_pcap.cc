@@ -123,7 +123,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         s.dst_port = pp.dport;
         s.wscale = pp.wscale;
         const uint32_t hash = flow_hash(key);
-        sink.note_segment(key, s.flags);
         sink.phase = closetap::fuzz::Phase::process;
         if (table.process(key, hash, s, sink) == nullptr) {
             st.flow_alloc_failed.add();
