@@ -48,21 +48,6 @@ extern "C" void on_signal(int) { g_stop.store(true); }
     std::exit(code);
 }
 
-bool supported_linktype(int lt) {
-    switch (static_cast<LinkType>(lt)) {
-    case LinkType::null_bsd:
-    case LinkType::ethernet:
-    case LinkType::raw:
-    case LinkType::loop:
-    case LinkType::linux_sll:
-    case LinkType::ipv4:
-    case LinkType::ipv6:
-    case LinkType::linux_sll2:
-        return true;
-    }
-    return false;
-}
-
 // A file named by configuration that closetap reads (--config, --signatures): it must be a
 // readable regular file; a directory or a missing file is one line naming it.
 void check_input_file(const char* what, const std::string& path) {
@@ -166,7 +151,7 @@ int main(int argc, char** argv) {
         } catch (const std::exception& e) {
             die(1, e.what());
         }
-        if (!supported_linktype(info.linktype))
+        if (!is_supported_link(info.linktype))
             die(1, "capture " + f + " has link type " + std::to_string(info.linktype) +
                        ", which closetap does not read (Ethernet, raw IP, BSD loopback, Linux SLL/SLL2)");
         pcap_link["net_pcap" + std::to_string(i)] = static_cast<LinkType>(info.linktype);

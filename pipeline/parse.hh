@@ -21,6 +21,22 @@ enum class LinkType : uint16_t {
     linux_sll2 = 276,  // LINKTYPE_LINUX_SLL2
 };
 
+// A capture's LINKTYPE_* value the parser reads.
+constexpr bool is_supported_link(int linktype) noexcept {
+    switch (static_cast<LinkType>(linktype)) {
+        case LinkType::null_bsd:
+        case LinkType::ethernet:
+        case LinkType::raw:
+        case LinkType::loop:
+        case LinkType::linux_sll:
+        case LinkType::ipv4:
+        case LinkType::ipv6:
+        case LinkType::linux_sll2:
+            return true;
+    }
+    return false;
+}
+
 // What happened to a packet. Every packet gets exactly one class; `error` comes with a ParseError.
 enum class PacketClass : uint8_t { tcp, non_ip, non_tcp, ip_fragment, error, count_ };
 inline constexpr std::array<std::string_view, 5> packet_class_names = {"tcp", "non_ip", "non_tcp",

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "exporters/conn_log.hh"
+#include "pipeline/segment.hh"
 
 namespace closetap {
 namespace {
@@ -116,17 +117,7 @@ void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept
             st.checksum_bad.add();
             continue;
         }
-        TcpSegment& s = b.segs[i];
-        s.dir = make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, b.keys[i]);
-        s.ts_us = ts;
-        s.seq = pp.seq;
-        s.ack = pp.ack;
-        s.payload_len = pp.payload_len;
-        s.window = pp.window;
-        s.flags = pp.flags;
-        s.src_port = pp.sport;
-        s.dst_port = pp.dport;
-        s.wscale = pp.wscale;
+        make_segment(pp, ts, b.keys[i], b.segs[i]);
         b.payload[i] = rte_pktmbuf_mtod(m, const uint8_t*) + pp.payload_offset;
         b.payload_caplen[i] = pp.payload_caplen;
         b.hashes[i] = flow_hash(b.keys[i]);

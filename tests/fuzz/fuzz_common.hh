@@ -7,6 +7,9 @@
 // replay the seeds and tests/fuzz/regressions/ in the gcc builds.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +23,33 @@
 #include "flowtable/flow_table.hh"
 
 namespace closetap::fuzz {
+
+// The input as a file the code under test opens by path (a memfd: no disk, gone with the fd).
+class MemFile {
+public:
+    MemFile(const char* name, const uint8_t* data, size_t size)
+        : fd_(memfd_create(name, MFD_CLOEXEC)) {
+        for (size_t off = 0; fd_ >= 0 && off < size;) {
+            ssize_t n = write(fd_, data + off, size - off);
+            if (n <= 0) {
+                close(fd_);
+                fd_ = -1;
+                break;
+            }
+            off += static_cast<size_t>(n);
+        }
+    }
+    ~MemFile() {
+        if (fd_ >= 0) close(fd_);
+    }
+    MemFile(const MemFile&) = delete;
+    MemFile& operator=(const MemFile&) = delete;
+    bool ok() const { return fd_ >= 0; }
+    std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+private:
+    int fd_;
+};
 
 // A broken invariant: say which (libFuzzer keeps the input as crash-*), then trap.
 [[noreturn]] inline void fail(const char* what, const char* file, int line) {

@@ -27,26 +27,14 @@ void check_one_line(const std::string& m) {
     FUZZ_CHECK(m.find('\n') == std::string::npos);
 }
 
-struct Fd {
-    int fd;
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace closetap;
     if (size > 65536) return 0;  // a configuration file, not a data set
-    Fd f{memfd_create("closetap.yaml", MFD_CLOEXEC)};
-    if (f.fd < 0) return 0;
-    for (size_t off = 0; off < size;) {
-        ssize_t n = write(f.fd, data + off, size - off);
-        if (n <= 0) return 0;
-        off += static_cast<size_t>(n);
-    }
-    const std::string path = "/proc/self/fd/" + std::to_string(f.fd);
+    const closetap::fuzz::MemFile f("closetap.yaml", data, size);
+    if (!f.ok()) return 0;
+    const std::string path = f.path();
 
     ConfigArgs cfg;
     try {

@@ -20,46 +20,19 @@
 #include "flowtable/flow_key.hh"
 #include "pipeline/parse.hh"
 #include "pipeline/pcap_probe.hh"
+#include "pipeline/segment.hh"
 #include "tests/fuzz/fuzz_common.hh"
 
 namespace {
 
 using namespace closetap;
 
-// The link types main.cc accepts (supported_linktype); anything else ends with one line there.
-bool supported_linktype(int lt) {
-    switch (static_cast<LinkType>(lt)) {
-        case LinkType::null_bsd:
-        case LinkType::ethernet:
-        case LinkType::raw:
-        case LinkType::loop:
-        case LinkType::linux_sll:
-        case LinkType::ipv4:
-        case LinkType::ipv6:
-        case LinkType::linux_sll2:
-            return true;
-    }
-    return false;
-}
-
-struct Fd {
-    int fd;
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    Fd f{memfd_create("fuzz_pcap", MFD_CLOEXEC)};
-    if (f.fd < 0) return 0;
-    for (size_t off = 0; off < size;) {
-        ssize_t n = write(f.fd, data + off, size - off);
-        if (n <= 0) return 0;
-        off += static_cast<size_t>(n);
-    }
-    const std::string path = "/proc/self/fd/" + std::to_string(f.fd);
+    const closetap::fuzz::MemFile f("fuzz_pcap", data, size);
+    if (!f.ok()) return 0;
+    const std::string path = f.path();
 
     PcapInfo info;
     try {
@@ -69,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         FUZZ_CHECK(std::string(e.what()).find('\n') == std::string::npos);
         return 0;
     }
-    if (!supported_linktype(info.linktype)) return 0;  // main refuses it with one line
+    if (!is_supported_link(info.linktype)) return 0;  // main refuses it with one line
     if (info.packets == 0) FUZZ_CHECK(info.first_ts_us == 0 && info.last_ts_us == 0);
 
     char err[PCAP_ERRBUF_SIZE] = {};
@@ -112,16 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    pp.payload_offset + size_t{pp.payload_caplen} <= h->caplen);
         TcpSegment s{};
         FlowKey key;
-        s.dir = make_flow_key(pp.src, pp.sport, pp.dst, pp.dport, key);
-        s.ts_us = ts;
-        s.seq = pp.seq;
-        s.ack = pp.ack;
-        s.payload_len = pp.payload_len;
-        s.window = pp.window;
-        s.flags = pp.flags;
-        s.src_port = pp.sport;
-        s.dst_port = pp.dport;
-        s.wscale = pp.wscale;
+        make_segment(pp, ts, key, s);
         const uint32_t hash = flow_hash(key);
         sink.phase = closetap::fuzz::Phase::process;
         if (table.process(key, hash, s, sink) == nullptr) {
