@@ -51,9 +51,11 @@ def main():
         ck.check(res.get('truth_equal') is True,
                  "closetap's totals equal the truth at that rate")
         trials = res.get('trials', [])
-        ck.check(len(trials) >= 3 and all(t['sent'] + t['not_sent'] == t['offered']
+        # The unpaced trial and the check at the rate found; the search between them only runs
+        # when the unpaced trial lost packets (a closetap that keeps up needs no search).
+        ck.check(len(trials) >= 2 and all(t['sent'] + t['not_sent'] == t['offered']
                                           for t in trials),
-                 'every trial accounts for every packet offered')
+                 'every trial accounts for every packet offered', f'{len(trials)} trials')
     print(f'{ck.passed} passed, {ck.failed} failed, {ck.skipped} skipped')
     return 1 if ck.failed else 0
 
