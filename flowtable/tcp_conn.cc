@@ -893,10 +893,12 @@ void TcpConn::finish(EndCause cause, ConnResult& out) const noexcept {
     }
     // No close began (the machine is before fin1 or still in the attempt): a FIN bit seen so
     // far rode on a SYN (SYN+FIN, Zeek's 'Q'; the close machine treats it as a SYN), so there
-    // is no FIN acknowledgement to report (found by tests/fuzz/fuzz_close_machine).
+    // is no FIN acknowledgement, and no half-close after it, to report (found by
+    // tests/fuzz/fuzz_close_machine).
     if (out.close == Close::none || out.close == Close::no_answer) {
         out.fin_ack_orig = FinAck::none;
         out.fin_ack_resp = FinAck::none;
+        out.half_close = false;
     }
 }
 
