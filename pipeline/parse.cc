@@ -30,6 +30,16 @@ inline uint32_t le32(const uint8_t* p) {
            static_cast<uint32_t>(p[1]) << 8 | p[0];
 }
 
+// The fixed TCP header fields the close machine needs (the walk and the fast path share it).
+inline void read_tcp_fixed(const uint8_t* tcp, ParsedPacket& out) {
+    out.sport = be16(tcp);
+    out.dport = be16(tcp + 2);
+    out.seq = be32(tcp + 4);
+    out.ack = be32(tcp + 8);
+    out.flags = tcp[13];
+    out.window = be16(tcp + 14);
+}
+
 // Internet checksum (RFC 1071) accumulated in host order: the one's complement sum does not care
 // about byte order as long as every part starts on an even offset, and the final test (== 0xffff)
 // is symmetric. memcpy loads keep it free of alignment and aliasing UB.
@@ -881,12 +891,7 @@ private:
         if (payload_off > 0xffff) {
             return fail(ParseError::headers_too_long);
         }
-        out_.sport = be16(p);
-        out_.dport = be16(p + 2);
-        out_.seq = be32(p + 4);
-        out_.ack = be32(p + 8);
-        out_.flags = p[13];
-        out_.window = be16(p + 14);
+        read_tcp_fixed(p, out_);
         if (p[13] & 0x02) {
             out_.wscale = window_scale(p, hdr_len);
         }
@@ -1021,12 +1026,7 @@ inline bool parse_plain_ipv4_tcp(const uint8_t* d, uint32_t caplen, ParsedPacket
     out.dst[10] = 0xff;
     out.dst[11] = 0xff;
     std::memcpy(out.dst.data() + 12, ip + 16, 4);
-    out.sport = be16(tcp);
-    out.dport = be16(tcp + 2);
-    out.seq = be32(tcp + 4);
-    out.ack = be32(tcp + 8);
-    out.flags = tcp[13];
-    out.window = be16(tcp + 14);
+    read_tcp_fixed(tcp, out);
     const uint32_t payload_off = off + 20 + hdr_len;
     out.payload_len = off + total - payload_off;
     out.payload_offset = static_cast<uint16_t>(payload_off);
