@@ -80,7 +80,12 @@ struct BenchOptions {
     unsigned ns_per_pkt = 1000;
     std::string lcores;  // EAL --lcores map, e.g. 0@1,1@0 (worker on CPU 0)
     double syn_flood = 0;  // share of measured packets that are SYNs from random sources
+    bool stages = false;   // time each pipeline stage and the sweep
 };
+
+// The burst pipeline's stages (pipeline/worker.cc) and the sweep, as --stages prints them.
+constexpr std::array<const char*, 6> stage_names = {"receive", "prefetch_data", "parse",
+                                                    "prefetch_entries", "apply", "sweep"};
 
 uint64_t parse_count(const std::string& what, const std::string& s) {
     // 10K, 1M, 16M (decimal), 4Mi (binary), or a plain number.
@@ -210,6 +215,8 @@ struct Shard {
     std::atomic<bool> done{false};
     SynFlood flood;
     uint64_t last_t = 0;  // packet time of the last workload packet (flood SYNs share it)
+    std::array<uint64_t, stage_names.size()> stage_cycles{};  // --stages
+    bool time_sweep = false;
 };
 
 // Writes up to `max` packets of the workload's current phase into freshly allocated mbufs.
@@ -267,8 +274,15 @@ int run_shard(void* arg) {
     for (size_t i = 0; i < n; i += burst) {
         const unsigned k = static_cast<unsigned>(std::min<size_t>(burst, n - i));
         process_rx_burst(w, q, pkts + i, k, s.now_us);
-        w.table->expire(s.now_us, expire_budget, sink);
+        if (s.time_sweep) {
+            const uint64_t t = rte_rdtsc();
+            w.table->expire(s.now_us, expire_budget, sink);
+            s.stage_cycles[5] += rte_rdtsc() - t;
+        } else {
+            w.table->expire(s.now_us, expire_budget, sink);
+        }
     }
+    drain_rx(w, s.now_us);  // the window's last bursts, still in the pipeline
     s.cycles = rte_rdtsc_precise() - t0;
     s.cpu_s = thread_cpu_s() - c0;
     s.done.store(true, std::memory_order_release);
@@ -367,6 +381,9 @@ int main(int argc, char** argv) {
     app.add_option("--lcores", o.lcores,
                    "EAL lcore map (main lcore 0, workers 1..n), e.g. 0@1,1@0 to run the worker on "
                    "CPU 0; default: -l 0-n");
+    app.add_flag("--stages", o.stages,
+                 "Also print TSC cycles per packet of each pipeline stage and of the sweep (adds "
+                 "about 7 rdtsc per burst)");
     app.add_option("--syn-flood", o.syn_flood,
                    "Share of measured packets that are SYNs from random sources (distinct flows, "
                    "never answered): a SYN flood far beyond the table's capacity")
@@ -579,7 +596,12 @@ int main(int argc, char** argv) {
     // One untimed window first (lingering closed flows reach their steady number), then the runs.
     std::vector<double> mpps, oncpu_share;
     for (unsigned r = 0; r <= o.runs; r++) {
-        for (auto& s : shards) build_window(*s, window, ts);
+        for (auto& s : shards) {
+            build_window(*s, window, ts);
+            s->stage_cycles = {};
+            s->time_sweep = o.stages;
+            s->w->stage_cycles = o.stages ? s->stage_cycles.data() : nullptr;
+        }
         records += run_all(shards, false);
         if (r == 0) continue;
         double sum = 0, worst = 1e300, oncpu = 0;
@@ -610,6 +632,16 @@ int main(int argc, char** argv) {
                         r, (unsigned long long)shards[0]->flood.sent, double(rss) / 1e6,
                         double(hwm) / 1e6, (unsigned long long)ev[0], (unsigned long long)ev[1],
                         (unsigned long long)ev[2]);
+        }
+        if (o.stages) {
+            std::string line;
+            for (size_t k = 0; k < stage_names.size(); k++) {
+                uint64_t c = 0, pk = 0;
+                for (auto& s : shards) c += s->stage_cycles[k], pk += s->n;
+                line += std::string(k ? ", " : "") + stage_names[k] + " " +
+                        std::to_string(double(c) / double(pk)).substr(0, 5);
+            }
+            std::printf("run %u stages (cycles/pkt): %s\n", r, line.c_str());
         }
         std::fflush(stdout);
     }

@@ -216,9 +216,12 @@ int main(int argc, char** argv) {
         start_eal(eal_args);
         ts = register_rx_timestamp();
         const unsigned nw = opt.workers;
-        // Dispatch rings hold packets between the stages: the pool must cover them too.
+        // The pool must cover every place a packet can wait: the rx rings, each worker's burst
+        // pipeline (burst_pipeline_depth bursts) and mempool cache, and the dispatch rings.
         const unsigned ring_size = 1024;
-        const unsigned mbufs = std::max(opt.mbufs, nw > 1 ? nw * ring_size + 4096 : 0u);
+        const unsigned held = nw * opt.rx_desc + nw * (burst_pipeline_depth * opt.burst + 512) +
+                              (nw > 1 ? nw * ring_size + 4096 : 0u);
+        const unsigned mbufs = std::max(opt.mbufs, held);
         ports = setup_ports(opt, nw, mbufs, notes);
         const bool queue_mode = nw > 1 && ports[0].rx_queues == nw;
         const bool dispatch_mode = nw > 1 && !queue_mode;

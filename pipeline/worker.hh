@@ -22,6 +22,7 @@ namespace closetap {
 inline constexpr unsigned max_burst = 512;
 inline constexpr unsigned max_queues_per_worker = max_ports;
 inline constexpr unsigned max_workers = 16;
+inline constexpr unsigned burst_pipeline_depth = 4;  // bursts a worker holds in flight (worker.cc)
 
 // The shard of a flow among n workers: both directions hash alike (flowtable/flow_key.hh), so
 // both land in one shard. Multiply-shift rather than modulo: uniform and cheap.
@@ -70,6 +71,9 @@ struct alignas(64) Worker {
     std::unique_ptr<MergeState, ScratchDeleter> merge_buf;
 
     WorkerStats stats;
+    // closetap-bench --stages: TSC cycles spent in each of the burst pipeline's five stages
+    // (worker.cc). Null on a port: the hot path then pays one test per stage.
+    uint64_t* stage_cycles = nullptr;
 
     // Control, written by the control thread (stop_rx, flush_ts/flush_go) or the worker.
     alignas(64) std::atomic<bool> stop_rx{false};
@@ -121,8 +125,11 @@ rte_ring* create_packet_ring(unsigned worker_id, unsigned socket_id, unsigned si
 // `n` <= max_burst mbufs received on `q`, which must be one of w.queues. For bench/closetap-bench,
 // which replays an in-memory workload through exactly the code that runs on a port. One thread
 // per Worker.
+// The path is pipelined over bursts (worker.cc): a call applies the packets of the burst four
+// calls back; drain_rx() applies everything still in flight.
 void process_rx_burst(Worker& w, const WorkerQueue& q, rte_mbuf** pkts, unsigned n,
                       uint64_t& now_us) noexcept;
+void drain_rx(Worker& w, uint64_t& now_us) noexcept;
 
 // Records ring of a worker: element-sized ring of ConnRecord, single producer and consumer.
 rte_ring* create_record_ring(unsigned worker_id, unsigned socket_id);
