@@ -60,7 +60,6 @@ using namespace closetap::bench;
 
 namespace {
 
-constexpr unsigned expire_budget = 64;  // worker_main's per-loop sweep budget (pipeline/worker.cc)
 
 struct BenchOptions {
     std::string flows = "1M";

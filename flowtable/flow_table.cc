@@ -43,10 +43,13 @@ void FlowTable::closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
     record_wave(waves_.at(e.waves), seg);
 }
 
-uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
+uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
     if (full()) return no_entry;
-    const uint32_t b1 = main_bucket(hash), b2 = alt_bucket(hash);
-    // Fill the emptier of the two buckets, so both stay short.
+    // The main bucket while it is not crowded, as rte_hash fills its primary bucket first: a
+    // lookup then finds nearly every key in the one bucket the burst path prefetched. A
+    // crowded main bucket (main_max or more keys: at full capacity about 3 keys per bucket, so
+    // a few percent of keys) hands the key to the emptier of the two, which keeps overflow of
+    // both as rare as with two choices throughout.
     auto free_slot = [](const Bucket& b) -> int {
         for (unsigned s = 0; s < bucket_slots; s++)
             if (b.sig[s] == 0) return static_cast<int>(s);
@@ -57,8 +60,11 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
         for (unsigned s = 0; s < bucket_slots; s++) n += b.sig[s] != 0;
         return n;
     };
-    Bucket* target = &buckets_[b1];
-    if (load(buckets_[b2]) < load(buckets_[b1])) target = &buckets_[b2];
+    constexpr unsigned main_max = 6;
+    Bucket* target = &buckets_[main_bucket(hash)];
+    const unsigned main_load = load(*target);
+    if (main_load >= main_max && load(buckets_[alt_bucket(hash)]) < main_load)
+        target = &buckets_[alt_bucket(hash)];
     int slot = free_slot(*target);
     if (slot < 0) return no_entry;
     // Reuse released entries first; hand out fresh ones in order, so a small working set stays
@@ -73,6 +79,7 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash) noexcept {
     e.in_use = 1;
     target->sig[slot] = sig_of(hash);
     target->idx[slot] = idx;
+    at = {target, static_cast<unsigned>(slot)};  // the caller sets its due once it started
     active_++;
     return idx;
 }

@@ -10,8 +10,9 @@
 // longest. When the whole table is full, random probes of the entries add attempts to the
 // candidates, and the one whose SYN is oldest goes: an established flow is given up only when no
 // attempt is found, and a SYN flood replaces its own oldest entries rather than the flows it is
-// flooding. Victims are counted by class. Expiry walks the entries with a
-// cursor, a bounded number per call, so housekeeping work per loop is bounded.
+// flooding. Victims are counted by class. Expiry walks the buckets with a cursor, a bounded
+// number per call, and reads an entry only when its slot's due tick says it may have timed out,
+// so housekeeping work per loop is bounded and small.
 #pragma once
 
 #include <array>
@@ -102,21 +103,18 @@ public:
     // Lookups of a burst go in two prefetch stages, as rte_hash's bulk lookup does: first the
     // key's two buckets (prefetch), then, once those have arrived, the entries whose signature
     // matches (prefetch_entries), so that process() finds both in cache.
-    void prefetch(uint32_t hash) const noexcept {
-        prefetch_line(&buckets_[main_bucket(hash)]);
-        prefetch_line(&buckets_[alt_bucket(hash)]);
-    }
+    // Only the main bucket: inserts fill it first, so it holds nearly every key, and a second
+    // line per packet would cost more memory parallelism than the rare miss it saves.
+    void prefetch(uint32_t hash) const noexcept { prefetch_line(&buckets_[main_bucket(hash)]); }
     void prefetch_entries(uint32_t hash) const noexcept {
-        const uint16_t sig = sig_of(hash);
-        for (uint32_t b : {main_bucket(hash), alt_bucket(hash)}) {
-            const Bucket& bk = buckets_[b];
-            for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
-                // An entry is 112 bytes: up to three cache lines, all touched by process().
-                const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
-                prefetch_line(p);
-                prefetch_line(p + 56);
+        const Bucket& bk = buckets_[main_bucket(hash)];
+        for (unsigned m = match_mask(bk, sig_of(hash)); m != 0; m &= m - 1) {
+            // An entry is 112 bytes: two or three cache lines, all touched by process().
+            const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
+            prefetch_line(p);
+            prefetch_line(p + 64);
+            if ((reinterpret_cast<uintptr_t>(p) & 63) + sizeof(FlowEntry) > 128)
                 prefetch_line(p + sizeof(FlowEntry) - 1);
-            }
         }
     }
 
@@ -125,7 +123,8 @@ public:
     template <typename Sink>
     FlowEntry* process(const FlowKey& key, uint32_t hash, const TcpSegment& seg, Sink&& sink) noexcept;
 
-    // Expire up to `budget` entries whose state's timeout has passed at `now_us`.
+    // Look at `budget` buckets (up to 8 flows each) and expire their flows whose state's timeout
+    // has passed at `now_us`. Returns how many ended.
     template <typename Sink> unsigned expire(uint64_t now_us, unsigned budget, Sink&& sink) noexcept;
 
     // End every connection (end of input or shutdown). Connections whose timeout had passed at
@@ -133,23 +132,85 @@ public:
     template <typename Sink> void flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept;
 
     FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept {
+        Slot at;
+        return find(key, hash, at);
+    }
+
+private:
+    // A bucket: per slot the key's signature (0: empty), its entry, and when the sweep should
+    // look at it next (`due`, in ticks of 2^16 us = 65.5 ms of packet time, mod 2^16). The sweep walks the
+    // buckets and reads an entry only when it is due, so housekeeping costs a line per 8 slots
+    // instead of two per entry; every packet refreshes its slot's due in the bucket line the
+    // lookup has just read.
+    struct alignas(64) Bucket {
+        uint16_t sig[bucket_slots];
+        uint32_t idx[bucket_slots];
+        uint16_t due[bucket_slots];
+    };
+    static_assert(sizeof(Bucket) == 64);
+    struct Slot {
+        Bucket* b = nullptr;
+        unsigned s = 0;
+    };
+    static constexpr unsigned tick_shift = 16;
+    // A due tick is at most this far ahead (17.9 min; the default timeouts are 5 s and 300 s): a
+    // flow with a longer timeout is looked at then, found not timed out, and given a new due.
+    // A slot is "not due" only while its due lies 1..max_due_ahead ticks ahead, so one whose
+    // due passed stays due through the 16-bit wrap for another 53 minutes of packet time. A pass
+    // of the sweep that took longer than max_due_ahead ticks of packet time (a sparse capture
+    // replayed fast, or a gap of hours in one) could have left a slot unvisited for longer than
+    // that: the next pass then reads every entry, as if every slot were due.
+    static constexpr uint64_t max_due_ahead = 1u << 14;
+    static uint16_t tick_of(uint64_t us) noexcept { return static_cast<uint16_t>(us >> tick_shift); }
+    // When `e` times out (timed_out() turns true), as a due tick no later than that.
+    uint16_t due_tick(const FlowEntry& e, uint64_t now_us) const noexcept {
+        const TimeoutClass c = e.conn.timeout_class();
+        const uint64_t since = c == TimeoutClass::syn_sent ? e.conn.first_ts_us() : e.conn.last_ts_us();
+        const uint64_t at = since + timeouts_.of(c);
+        // Rounded up: the sweep comes at most a tick late, never early.
+        const uint64_t now_t = now_us >> tick_shift;
+        const uint64_t at_t = (at + (uint64_t{1} << tick_shift) - 1) >> tick_shift;
+        return static_cast<uint16_t>(at_t > now_t + max_due_ahead ? now_t + max_due_ahead : at_t);
+    }
+    // Bit s set when slot s is in use and due at `now_tick` (one SSE2 pass over the 8 slots).
+    static unsigned due_mask(const Bucket& b, uint16_t now_tick, bool all) noexcept {
+#if defined(__SSE2__)
+        const __m128i zero = _mm_setzero_si128();
+        const __m128i sig = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+        if (all) return even_bits(static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi16(sig, zero))) ^ 0xffffu);
+        const __m128i due = _mm_load_si128(reinterpret_cast<const __m128i*>(b.due));
+        // ahead - 1 in [0, max_due_ahead): not due yet.
+        const __m128i ahead1 = _mm_sub_epi16(
+            due, _mm_set1_epi16(static_cast<short>(static_cast<uint16_t>(now_tick + 1))));
+        const __m128i wait = _mm_and_si128(
+            _mm_cmpgt_epi16(ahead1, _mm_set1_epi16(-1)),
+            _mm_cmplt_epi16(ahead1, _mm_set1_epi16(static_cast<short>(max_due_ahead))));
+        const __m128i idle = _mm_or_si128(_mm_cmpeq_epi16(sig, zero), wait);
+        return even_bits(static_cast<unsigned>(_mm_movemask_epi8(idle)) ^ 0xffffu);
+#else
+        unsigned m = 0;
+        for (unsigned s = 0; s < bucket_slots; s++) {
+            const uint16_t ahead = static_cast<uint16_t>(b.due[s] - now_tick);
+            m |= unsigned{b.sig[s] != 0 && (all || !(ahead >= 1 && ahead <= max_due_ahead))} << s;
+        }
+        return m;
+#endif
+    }
+    FlowEntry* find(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
         const uint16_t sig = sig_of(hash);
         for (uint32_t b : {main_bucket(hash), alt_bucket(hash)}) {
-            const Bucket& bk = buckets_[b];
+            Bucket& bk = buckets_[b];
             for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
-                FlowEntry& e = entries_[bk.idx[__builtin_ctz(m)]];
-                if (e.hash == hash && e.key == key) return &e;
+                const unsigned s = static_cast<unsigned>(__builtin_ctz(m));
+                FlowEntry& e = entries_[bk.idx[s]];
+                if (e.hash == hash && e.key == key) {
+                    at = {&bk, s};
+                    return &e;
+                }
             }
         }
         return nullptr;
     }
-
-private:
-    struct alignas(64) Bucket {
-        uint16_t sig[bucket_slots];
-        uint32_t idx[bucket_slots];
-    };
-    static_assert(sizeof(Bucket) == 64);
 
     static uint16_t sig_of(uint32_t hash) noexcept { return static_cast<uint16_t>(hash >> 16) | 1; }
     // Bit s set when slot s of the bucket holds signature `sig` (one SSE2 compare of all 8).
@@ -200,9 +261,9 @@ private:
     }
     template <typename Sink> void end(uint32_t idx, EndCause cause, Sink& sink) noexcept;
     void remove(uint32_t idx) noexcept;
-    uint32_t insert(const FlowKey& key, uint32_t hash) noexcept;
+    uint32_t insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept;
     template <typename Sink>
-    uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t now_us, Sink& sink) noexcept;
+    uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at, Sink& sink) noexcept;
     // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.
     uint32_t pick_victim(uint32_t hash) const noexcept;
     EvictVictim victim_class(const FlowEntry& e) const noexcept {
@@ -230,7 +291,10 @@ private:
     uint32_t active_ = 0;
     uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are released indices
     uint32_t fresh_ = 0;     // entries [fresh_, capacity_) were never used
-    uint32_t cursor_ = 0;    // expiry sweep position
+    uint32_t cursor_ = 0;    // eviction fallback's position in the entries
+    uint32_t sweep_ = 0;     // expiry sweep position in the buckets
+    bool sweep_all_ = true;  // this pass reads every entry (see max_due_ahead)
+    uint64_t pass_start_us_ = 0;  // packet time when the sweep's pass began
     uint64_t probe_rng_ = 0x853c49e6748fea9bull;  // oldest_attempt's probe sequence (LCG)
     FlowTimeouts timeouts_;
     FlowTableCounters counters_;
@@ -257,9 +321,9 @@ void FlowTable::end(uint32_t idx, EndCause cause, Sink& sink) noexcept {
 }
 
 template <typename Sink>
-uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t now_us,
+uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at,
                                     Sink& sink) noexcept {
-    uint32_t idx = insert(key, hash);
+    uint32_t idx = insert(key, hash, at);
     if (idx != no_entry) return idx;
     // No room: either both buckets are full or the pool is empty. Evict the best candidate of
     // the two buckets; if they hold nothing (pool empty, buckets empty), take the sweep's next
@@ -277,16 +341,16 @@ uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, uint64_t 
     if (why == EvictReason::table_full) victim = oldest_attempt(hash, victim);
     counters_.evictions[static_cast<size_t>(why)]++;
     counters_.evicted[static_cast<size_t>(victim_class(entries_[victim]))]++;
-    (void)now_us;
     end(victim, EndCause::evicted, sink);
     remove(victim);
-    return insert(key, hash);
+    return insert(key, hash, at);
 }
 
 template <typename Sink>
 FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegment& seg,
                               Sink&& sink) noexcept {
-    FlowEntry* e = lookup(key, hash);
+    Slot at;
+    FlowEntry* e = find(key, hash, at);
     if (e != nullptr) {
         uint32_t idx = static_cast<uint32_t>(e - entries_.get());
         if (timed_out(*e, seg.ts_us)) {
@@ -298,39 +362,51 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
-            note_wave(*e, seg);
-            return e;
-        }
-        if (e->conn.update(seg) == TcpConn::Verdict::reuse) {
+        } else if (e->conn.update(seg) == TcpConn::Verdict::reuse) {
             end(idx, EndCause::reused, sink);
             counters_.created++;
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
         }
-        note_wave(*e, seg);
-        return e;
+    } else {
+        uint32_t idx = insert_or_evict(key, hash, at, sink);
+        if (idx == no_entry) return nullptr;
+        e = &entries_[idx];
+        counters_.created++;
+        e->conn.start(seg);
     }
-    uint32_t idx = insert_or_evict(key, hash, seg.ts_us, sink);
-    if (idx == no_entry) return nullptr;
-    e = &entries_[idx];
-    counters_.created++;
-    e->conn.start(seg);
     note_wave(*e, seg);
+    at.b->due[at.s] = due_tick(*e, seg.ts_us);
     return e;
 }
 
 template <typename Sink>
 unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexcept {
     unsigned expired = 0;
+    const uint16_t now_tick = tick_of(now_us);
     for (unsigned n = 0; n < budget && active_ > 0; n++) {
-        uint32_t i = cursor_++;
-        if (cursor_ >= fresh_) cursor_ = 0;
-        FlowEntry& e = entries_[i];
-        if (e.in_use && timed_out(e, now_us)) {
-            end(i, timeout_cause(e), sink);
-            remove(i);
-            expired++;
+        Bucket& bk = buckets_[sweep_];
+        const bool all = sweep_all_;
+        if (++sweep_ >= nbuckets_) {
+            sweep_ = 0;
+            sweep_all_ = now_us - pass_start_us_ >= (max_due_ahead << tick_shift);
+            pass_start_us_ = now_us;
+        }
+        // The bucket the next call looks at in this position: it arrives in the meantime.
+        uint32_t ahead = sweep_ + budget - 1;
+        prefetch_line(&buckets_[ahead < nbuckets_ ? ahead : ahead % nbuckets_]);
+        for (unsigned m = due_mask(bk, now_tick, all); m != 0; m &= m - 1) {
+            const unsigned s = static_cast<unsigned>(__builtin_ctz(m));
+            const uint32_t i = bk.idx[s];
+            FlowEntry& e = entries_[i];
+            if (timed_out(e, now_us)) {
+                end(i, timeout_cause(e), sink);
+                remove(i);
+                expired++;
+            } else {
+                bk.due[s] = due_tick(e, now_us);  // clamped (a long timeout): look again later
+            }
         }
     }
     return expired;

@@ -18,12 +18,6 @@
 #include "pipeline/segment.hh"
 
 namespace closetap {
-namespace {
-
-constexpr unsigned expire_budget = 64;  // entries the sweep looks at per loop
-
-}  // namespace
-
 // The burst path is a software pipeline over the last four bursts (docs/design.md, "Hot path"):
 // each call applies the oldest burst and moves each younger one a stage on, so every memory
 // access is prefetched a whole burst's work ahead of its use; with this machine's ~300 ns

@@ -195,13 +195,41 @@ TEST(FlowTable, ExpiresByPacketTime) {
     FlowTable t(16, to);
     std::vector<Ended> out;
     feed(t, syn(40000, 1'000'000), out);
-    // Zeek's timers fire at exactly start + timeout: one microsecond earlier the attempt lives.
-    EXPECT_EQ(t.expire(999'999 + to.of(TimeoutClass::syn_sent), 100, Collect{&out}), 0u);
-    EXPECT_EQ(t.expire(1'000'000 + to.of(TimeoutClass::syn_sent), 100, Collect{&out}), 1u);
+    // The attempt times out at exactly start + timeout (Zeek's timer); the sweep, which walks
+    // buckets by 65.5 ms ticks of packet time, never ends it earlier and at most a tick later.
+    const uint64_t deadline = 1'000'000 + to.of(TimeoutClass::syn_sent);
+    EXPECT_EQ(t.expire(deadline - 1, 100, Collect{&out}), 0u);
+    EXPECT_EQ(t.expire(deadline + 65'536, 100, Collect{&out}), 1u);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].r.end_cause, EndCause::idle_timeout);
     EXPECT_EQ(out[0].r.close, Close::no_answer);
     EXPECT_EQ(t.active(), 0u);
+}
+
+TEST(FlowTable, SweepHonoursLongTimeoutsAndTimeJumps) {
+    // A 10-hour attempt timeout is beyond what a slot's 16-bit due can say (17.9 min ahead):
+    // the sweep looks at it early, keeps it, and ends it once it really timed out.
+    FlowTimeouts to;
+    to.us[static_cast<size_t>(TimeoutClass::syn_sent)] = 36'000'000'000ull;
+    FlowTable t(16, to);
+    std::vector<Ended> out;
+    feed(t, syn(40000, 1'000'000), out);
+    for (uint64_t now = 1'000'000; now < 1'000'000 + 36'000'000'000ull; now += 60'000'000)
+        ASSERT_EQ(t.expire(now, 100, Collect{&out}), 0u) << "ended early at " << now;
+    EXPECT_EQ(t.expire(1'000'000 + 36'000'000'000ull + 65'536, 100, Collect{&out}), 1u);
+
+    // Packet time that jumps far beyond a due (a capture with a gap of an hour or more, so the
+    // 16-bit ticks wrap; 4000 s lands the 5 s attempt's due 4578 ticks "ahead"): the flow is
+    // still ended within the next passes. The first sweeps run at the flow's own time, so the
+    // table's first pass (which reads every entry) is over before the jump.
+    for (uint64_t gap_s : {3'000u, 4'000u, 7'000u, 20'000u}) {
+        FlowTable t2(16, FlowTimeouts{});
+        feed(t2, syn(40002, 1'000'000), out);
+        ASSERT_EQ(t2.expire(1'000'001, 100, Collect{&out}), 0u);
+        ASSERT_EQ(t2.expire(1'000'002, 100, Collect{&out}), 0u);
+        EXPECT_EQ(t2.expire(1'000'000 + gap_s * 1'000'000ull, 100, Collect{&out}), 1u)
+            << "gap " << gap_s << " s";
+    }
 }
 
 TEST(FlowTable, LatePacketEndsTheTimedOutConnectionFirst) {

@@ -22,7 +22,7 @@ namespace {
 using namespace closetap;
 namespace cm = closetap::fuzz::cm;
 
-constexpr unsigned expire_budget = 64;  // the worker's (pipeline/worker.cc)
+constexpr unsigned expire_budget = 32;  // the worker's (pipeline/worker.hh)
 
 struct Endpoint {
     std::array<uint8_t, 16> addr;
