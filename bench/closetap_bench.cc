@@ -83,8 +83,8 @@ struct BenchOptions {
 };
 
 // The burst pipeline's stages (pipeline/worker.cc) and the sweep, as --stages prints them.
-constexpr std::array<const char*, 6> stage_names = {"receive", "prefetch_data", "parse",
-                                                    "prefetch_entries", "apply", "sweep"};
+constexpr std::array<const char*, 7> stage_names = {
+    "receive", "prefetch_data", "parse", "prefetch_entries", "prefetch_alt", "apply", "sweep"};
 
 uint64_t parse_count(const std::string& what, const std::string& s) {
     // 10K, 1M, 16M (decimal), 4Mi (binary), or a plain number.
@@ -276,7 +276,7 @@ int run_shard(void* arg) {
         if (s.time_sweep) {
             const uint64_t t = rte_rdtsc();
             w.table->expire(s.now_us, expire_budget, sink);
-            s.stage_cycles[5] += rte_rdtsc() - t;
+            s.stage_cycles[6] += rte_rdtsc() - t;
         } else {
             w.table->expire(s.now_us, expire_budget, sink);
         }

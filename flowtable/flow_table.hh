@@ -106,16 +106,15 @@ public:
     // Only the main bucket: inserts fill it first, so it holds nearly every key, and a second
     // line per packet would cost more memory parallelism than the rare miss it saves.
     void prefetch(uint32_t hash) const noexcept { prefetch_line(&buckets_[main_bucket(hash)]); }
-    void prefetch_entries(uint32_t hash) const noexcept {
-        const Bucket& bk = buckets_[main_bucket(hash)];
-        for (unsigned m = match_mask(bk, sig_of(hash)); m != 0; m &= m - 1) {
-            // An entry is 112 bytes: two or three cache lines, all touched by process().
-            const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
-            prefetch_line(p);
-            prefetch_line(p + 64);
-            if ((reinterpret_cast<uintptr_t>(p) & 63) + sizeof(FlowEntry) > 128)
-                prefetch_line(p + sizeof(FlowEntry) - 1);
-        }
+    // Stage two: the entries whose signature matches in the main bucket. False when none does:
+    // the key is in the alternative bucket or new, and the caller prefetches that bucket
+    // (prefetch_alt) and, one stage later, its entries (prefetch_alt_entries).
+    bool prefetch_entries(uint32_t hash) const noexcept {
+        return prefetch_matches(buckets_[main_bucket(hash)], sig_of(hash));
+    }
+    void prefetch_alt(uint32_t hash) const noexcept { prefetch_line(&buckets_[alt_bucket(hash)]); }
+    void prefetch_alt_entries(uint32_t hash) const noexcept {
+        prefetch_matches(buckets_[alt_bucket(hash)], sig_of(hash));
     }
 
     // Apply one segment. Ended connections (timeout seen on this packet, reuse, eviction) are
@@ -195,6 +194,18 @@ private:
         }
         return m;
 #endif
+    }
+    bool prefetch_matches(const Bucket& bk, uint16_t sig) const noexcept {
+        const unsigned matches = match_mask(bk, sig);
+        for (unsigned m = matches; m != 0; m &= m - 1) {
+            // An entry is 112 bytes: two or three cache lines, all touched by process().
+            const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
+            prefetch_line(p);
+            prefetch_line(p + 64);
+            if ((reinterpret_cast<uintptr_t>(p) & 63) + sizeof(FlowEntry) > 128)
+                prefetch_line(p + sizeof(FlowEntry) - 1);
+        }
+        return matches != 0;
     }
     FlowEntry* find(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
         const uint16_t sig = sig_of(hash);

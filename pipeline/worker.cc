@@ -18,16 +18,18 @@
 #include "pipeline/segment.hh"
 
 namespace closetap {
-// The burst path is a software pipeline over the last four bursts (docs/design.md, "Hot path"):
+// The burst path is a software pipeline over the last five bursts (docs/design.md, "Hot path"):
 // each call applies the oldest burst and moves each younger one a stage on, so every memory
 // access is prefetched a whole burst's work ahead of its use; with this machine's ~300 ns
 // DRAM latency a prefetch a few packets ahead arrives too late. The stages of one burst, one
 // call apart:
 //   0  received: prefetch the mbuf headers (the data address, the rx timestamp);
 //   1  prefetch the packet data;
-//   2  parse, count by class, key, hash, prefetch the key's buckets;
-//   3  prefetch the entries whose signature matched in those buckets;
-//   4  apply: packet time, flow table and close machine, classifier, free the mbufs.
+//   2  parse, count by class, key, hash, prefetch the key's main bucket;
+//   3  prefetch the entries whose signature matches there; no match (the key is new or in its
+//      alternative bucket, a few percent): prefetch the alternative bucket;
+//   4  for those, prefetch the entries matching in the alternative bucket;
+//   5  apply: packet time, flow table and close machine, classifier, free the mbufs.
 // Packets leave in the order they came, so records do not depend on the pipeline; packet time
 // (now_us) advances only as packets are applied, so the expiry sweep never runs ahead of them.
 // drain_rx() empties the pipeline: the worker drains it whenever a poll finds nothing.
@@ -36,6 +38,7 @@ struct Stage {
     rte_mbuf* pkts[max_burst];
     uint8_t queue[max_burst];  // index into Worker::queues of the packet's rx queue
     bool tcp[max_burst];
+    bool alt[max_burst];       // stage 3 found no signature match in the main bucket
     uint64_t ts[max_burst];    // packet time: the capture's, or the poll's on a live port
     FlowKey keys[max_burst];
     uint32_t hashes[max_burst];
@@ -45,7 +48,7 @@ struct Stage {
 };
 
 struct Burst {
-    static constexpr unsigned depth = burst_pipeline_depth;  // stages 0-3 hold a burst; 4 leaves
+    static constexpr unsigned depth = burst_pipeline_depth;  // stages 0-4 hold a burst; 5 leaves
     rte_mbuf* pkts[max_burst];            // receive scratch
     uint8_t queue[max_burst];
     Stage stage[depth];
@@ -144,14 +147,24 @@ void stage_parse(Worker& w, Stage& s) noexcept {
         if (rx_bytes[p] != 0) st.rx_bytes[p].add(rx_bytes[p]);
 }
 
-// Stage 3: the buckets have arrived; prefetch the entries their signatures point to.
-void stage_prefetch_entries(const Worker& w, const Stage& s) noexcept {
+// Stage 3: the main buckets have arrived; prefetch the entries their signatures point to, or
+// the alternative bucket.
+void stage_prefetch_entries(const Worker& w, Stage& s) noexcept {
     const FlowTable& table = *w.table;
-    for (unsigned i = 0; i < s.n; i++)
-        if (s.tcp[i]) table.prefetch_entries(s.hashes[i]);
+    for (unsigned i = 0; i < s.n; i++) {
+        s.alt[i] = s.tcp[i] && !table.prefetch_entries(s.hashes[i]);
+        if (s.alt[i]) table.prefetch_alt(s.hashes[i]);
+    }
 }
 
-// Stage 4: apply the segments in order, then free the burst.
+// Stage 4: the alternative buckets have arrived; prefetch their matching entries.
+void stage_prefetch_alt_entries(const Worker& w, const Stage& s) noexcept {
+    const FlowTable& table = *w.table;
+    for (unsigned i = 0; i < s.n; i++)
+        if (s.alt[i]) table.prefetch_alt_entries(s.hashes[i]);
+}
+
+// Stage 5: apply the segments in order, then free the burst.
 void stage_apply(Worker& w, Stage& s, uint64_t& now_us) noexcept {
     FlowTable& table = *w.table;
     RecordSink sink{w};
@@ -183,11 +196,13 @@ void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept
         t = t1;
     };
     if (oldest.n != 0) stage_apply(w, oldest, now_us);
-    lap(4);
+    lap(5);
     if (b.inflight != 0) {
-        stage_prefetch_entries(w, b.stage[(b.head + 2) % d]);
+        stage_prefetch_alt_entries(w, b.stage[(b.head + 2) % d]);
+        lap(4);
+        stage_prefetch_entries(w, b.stage[(b.head + 3) % d]);
         lap(3);
-        stage_parse(w, b.stage[(b.head + 3) % d]);
+        stage_parse(w, b.stage[(b.head + 4) % d]);
         lap(2);
         stage_prefetch_data(b.stage[b.head]);
         lap(1);

@@ -22,7 +22,7 @@ namespace closetap {
 inline constexpr unsigned max_burst = 512;
 inline constexpr unsigned max_queues_per_worker = max_ports;
 inline constexpr unsigned max_workers = 16;
-inline constexpr unsigned burst_pipeline_depth = 4;  // bursts a worker holds in flight (worker.cc)
+inline constexpr unsigned burst_pipeline_depth = 5;  // bursts a worker holds in flight (worker.cc)
 // Flow-table buckets (up to 8 flows each) the expiry sweep looks at per loop: one cache line per
 // packet of a full 32-packet burst, a pass over a 10M-flow table every ~100K loops.
 inline constexpr unsigned expire_budget = 32;
@@ -74,7 +74,7 @@ struct alignas(64) Worker {
     std::unique_ptr<MergeState, ScratchDeleter> merge_buf;
 
     WorkerStats stats;
-    // closetap-bench --stages: TSC cycles spent in each of the burst pipeline's five stages
+    // closetap-bench --stages: TSC cycles spent in each of the burst pipeline's six stages
     // (worker.cc). Null on a port: the hot path then pays one test per stage.
     uint64_t* stage_cycles = nullptr;
 
@@ -128,7 +128,7 @@ rte_ring* create_packet_ring(unsigned worker_id, unsigned socket_id, unsigned si
 // `n` <= max_burst mbufs received on `q`, which must be one of w.queues. For bench/closetap-bench,
 // which replays an in-memory workload through exactly the code that runs on a port. One thread
 // per Worker.
-// The path is pipelined over bursts (worker.cc): a call applies the packets of the burst four
+// The path is pipelined over bursts (worker.cc): a call applies the packets of the burst five
 // calls back; drain_rx() applies everything still in flight.
 void process_rx_burst(Worker& w, const WorkerQueue& q, rte_mbuf** pkts, unsigned n,
                       uint64_t& now_us) noexcept;
