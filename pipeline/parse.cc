@@ -18,13 +18,6 @@
 namespace closetap {
 namespace {
 
-// Byte loads: no alignment or aliasing assumptions about the frame (it can start anywhere in an
-// mbuf or a pcap buffer). Compilers turn these into a single load + bswap.
-inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t be32(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-           static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
 inline uint32_t le32(const uint8_t* p) {
     return static_cast<uint32_t>(p[3]) << 24 | static_cast<uint32_t>(p[2]) << 16 |
            static_cast<uint32_t>(p[1]) << 8 | p[0];
@@ -986,51 +979,27 @@ private:
 
 namespace {
 
-// The shape most tap traffic has: Ethernet, at most one 802.1Q tag, an option-less IPv4 header
-// of an unfragmented datagram that is all captured, TCP without SYN (no options to read). Fills
-// `out` exactly as the Walker would (tests/test_parse.cc compares the two on mutated frames) and
-// returns false, having written nothing the Walker would not overwrite, for anything else.
+// parse_packet's fast path for plain_ipv4_tcp frames (parse.hh). Fills `out` exactly as the
+// Walker would (tests/test_parse.cc compares the two on mutated frames) and returns false,
+// having written nothing, for anything else.
 inline bool parse_plain_ipv4_tcp(const uint8_t* d, uint32_t caplen, ParsedPacket& out) noexcept {
-    if (caplen < 54) {
-        return false;
-    }
-    uint32_t off = 14;
-    uint16_t type = be16(d + 12);
-    if (type == ethertype::vlan) {
-        if (caplen < 58) {
-            return false;
-        }
-        type = be16(d + 16);
-        off = 18;
-    }
-    const uint8_t* ip = d + off;
-    if (type != ethertype::ipv4 || ip[0] != 0x45 || ip[9] != ipproto::tcp ||
-        (be16(ip + 6) & 0x3fff) != 0) {
-        return false;
-    }
-    const uint32_t total = be16(ip + 2);
-    const uint8_t* tcp = ip + 20;
-    const uint32_t hdr_len = (tcp[12] >> 4) * 4u;
-    if (total < 40 || off + total > caplen || hdr_len < 20 || 20 + hdr_len > total ||
-        (tcp[13] & 0x02) != 0) {
-        return false;
-    }
-    if (off == 18) {
+    PlainTcp4 v;
+    if (!plain_ipv4_tcp(d, caplen, v)) return false;
+    if (v.vlan) {
         out.vlan_depth = 1;
         out.encap = encap::vlan;
     }
     out.ip_version = 4;
     out.src[10] = 0xff;
     out.src[11] = 0xff;
-    std::memcpy(out.src.data() + 12, ip + 12, 4);
+    std::memcpy(out.src.data() + 12, v.ip + 12, 4);
     out.dst[10] = 0xff;
     out.dst[11] = 0xff;
-    std::memcpy(out.dst.data() + 12, ip + 16, 4);
-    read_tcp_fixed(tcp, out);
-    const uint32_t payload_off = off + 20 + hdr_len;
-    out.payload_len = off + total - payload_off;
-    out.payload_offset = static_cast<uint16_t>(payload_off);
-    out.payload_caplen = static_cast<uint16_t>(out.payload_len);  // <= 65535 - 40
+    std::memcpy(out.dst.data() + 12, v.ip + 16, 4);
+    read_tcp_fixed(v.tcp, out);
+    out.payload_len = v.payload_len;
+    out.payload_offset = static_cast<uint16_t>(v.payload_offset);
+    out.payload_caplen = static_cast<uint16_t>(v.payload_len);  // <= 65535 - 40
     return true;
 }
 

@@ -149,4 +149,48 @@ PacketClass parse_packet(const uint8_t* data, uint32_t caplen, const ParseOption
 PacketClass parse_packet_walk(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
                               ParsedPacket& out, ParseError& err) noexcept;
 
+// Byte loads: no alignment or aliasing assumptions about the frame (it can start anywhere in an
+// mbuf or a pcap buffer). Compilers turn these into a single load + bswap.
+inline uint16_t be16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t be32(const uint8_t* p) noexcept {
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
+           static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+// The shape most tap traffic has: Ethernet, at most one 802.1Q tag, an option-less IPv4 header
+// of an unfragmented datagram that is all captured, TCP without SYN (so no options to read).
+// Both fast paths test it here (parse_packet's, and the worker's make_fast_segment), so they
+// accept exactly the same frames.
+struct PlainTcp4 {
+    const uint8_t* ip;
+    const uint8_t* tcp;
+    uint32_t payload_offset;  // from the start of the frame
+    uint32_t payload_len;
+    bool vlan;
+};
+inline bool plain_ipv4_tcp(const uint8_t* d, uint32_t caplen, PlainTcp4& v) noexcept {
+    if (caplen < 54) return false;
+    uint32_t off = 14;
+    uint16_t type = be16(d + 12);
+    if (type == 0x8100) {
+        if (caplen < 58) return false;
+        type = be16(d + 16);
+        off = 18;
+    }
+    const uint8_t* ip = d + off;
+    if (type != 0x0800 || ip[0] != 0x45 || ip[9] != 6 || (be16(ip + 6) & 0x3fff) != 0) return false;
+    const uint32_t total = be16(ip + 2);
+    const uint8_t* tcp = ip + 20;
+    const uint32_t hdr_len = (tcp[12] >> 4) * 4u;
+    if (total < 40 || off + total > caplen || hdr_len < 20 || 20 + hdr_len > total ||
+        (tcp[13] & 0x02) != 0)
+        return false;
+    v.ip = ip;
+    v.tcp = tcp;
+    v.payload_offset = off + 20 + hdr_len;
+    v.payload_len = off + total - v.payload_offset;
+    v.vlan = off == 18;
+    return true;
+}
+
 }  // namespace closetap

@@ -2,7 +2,9 @@
 // One place for the worker, the fuzzers and the tools, so they feed the table the same way.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "flowtable/conn_types.hh"
 #include "flowtable/flow_key.hh"
@@ -22,6 +24,43 @@ inline void make_segment(const ParsedPacket& pp, uint64_t ts_us, FlowKey& key,
     s.src_port = pp.sport;
     s.dst_port = pp.dport;
     s.wscale = pp.wscale;
+}
+
+// The worker's path for plain_ipv4_tcp frames (parse.hh), without a ParsedPacket in between:
+// the key, segment and payload position that parse_packet + make_segment give for them
+// (tests/test_parse.cc compares the two on mutated frames). For IPv4-mapped addresses the
+// key's endpoint order is the order of the IPv4 addresses, then of the ports. False, having
+// written nothing, for any other frame.
+inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us, FlowKey& key,
+                              TcpSegment& s, uint16_t& payload_offset,
+                              uint16_t& payload_caplen) noexcept {
+    PlainTcp4 v;
+    if (!plain_ipv4_tcp(d, caplen, v)) return false;
+    static constexpr std::array<uint8_t, 16> mapped = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                       0, 0, 0xff, 0xff, 0, 0, 0, 0};
+    const uint8_t* t = v.tcp;
+    const uint32_t sa = be32(v.ip + 12), da = be32(v.ip + 16);
+    const uint16_t sp = be16(t), dp = be16(t + 2);
+    const bool swap = sa != da ? sa > da : sp > dp;
+    key.addr[0] = mapped;
+    key.addr[1] = mapped;
+    std::memcpy(key.addr[0].data() + 12, v.ip + (swap ? 16 : 12), 4);
+    std::memcpy(key.addr[1].data() + 12, v.ip + (swap ? 12 : 16), 4);
+    key.port[0] = swap ? dp : sp;
+    key.port[1] = swap ? sp : dp;
+    s.dir = swap ? 1 : 0;
+    s.ts_us = ts_us;
+    s.seq = be32(t + 4);
+    s.ack = be32(t + 8);
+    s.payload_len = v.payload_len;
+    s.window = be16(t + 14);
+    s.flags = t[13];
+    s.src_port = sp;
+    s.dst_port = dp;
+    s.wscale = 0xff;  // no SYN: no options read
+    payload_offset = static_cast<uint16_t>(v.payload_offset);
+    payload_caplen = static_cast<uint16_t>(v.payload_len);
+    return true;
 }
 
 }  // namespace closetap

@@ -120,24 +120,33 @@ void stage_parse(Worker& w, Stage& s) noexcept {
         rx_bytes[q.slot] += rte_pktmbuf_pkt_len(m);
         if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) s.ts[i] = mbuf_ts(w, m);
 
-        ParsedPacket pp;
-        ParseError err;
-        PacketClass c = parse_packet(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
-                                     q.parse, pp, err);
-        st.packet_class[static_cast<size_t>(c)].add();
+        const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+        uint16_t payload_offset = 0;
         s.tcp[i] = false;
-        if (c == PacketClass::error) {
-            st.parse_errors[static_cast<size_t>(err)].add();
-            continue;
+        // Ethernet without checksum verification: plain IPv4/TCP frames take the direct path.
+        const bool fast = q.parse.link == LinkType::ethernet && !q.parse.verify_checksums;
+        if (fast && make_fast_segment(frame, rte_pktmbuf_data_len(m), s.ts[i], s.keys[i],
+                                             s.segs[i], payload_offset, s.payload_caplen[i])) {
+            st.packet_class[static_cast<size_t>(PacketClass::tcp)].add();
+        } else {
+            ParsedPacket pp;
+            ParseError err;
+            PacketClass c = parse_packet(frame, rte_pktmbuf_data_len(m), q.parse, pp, err);
+            st.packet_class[static_cast<size_t>(c)].add();
+            if (c == PacketClass::error) {
+                st.parse_errors[static_cast<size_t>(err)].add();
+                continue;
+            }
+            if (c != PacketClass::tcp) continue;
+            if (pp.checksum_bad) {
+                st.checksum_bad.add();
+                continue;
+            }
+            make_segment(pp, s.ts[i], s.keys[i], s.segs[i]);
+            payload_offset = pp.payload_offset;
+            s.payload_caplen[i] = pp.payload_caplen;
         }
-        if (c != PacketClass::tcp) continue;
-        if (pp.checksum_bad) {
-            st.checksum_bad.add();
-            continue;
-        }
-        make_segment(pp, s.ts[i], s.keys[i], s.segs[i]);
-        s.payload[i] = rte_pktmbuf_mtod(m, const uint8_t*) + pp.payload_offset;
-        s.payload_caplen[i] = pp.payload_caplen;
+        s.payload[i] = frame + payload_offset;
         s.hashes[i] = flow_hash(s.keys[i]);
         if (w.nb_shards > 1 && shard_of(s.hashes[i], w.nb_shards) != w.id) st.wrong_shard.add();
         table.prefetch(s.hashes[i]);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pipeline/parse.hh"
+#include "pipeline/segment.hh"
 #include "tests/packet_builder.hh"
 
 namespace closetap {
@@ -873,9 +874,13 @@ namespace {
 // parse_packet's fast path for plain Ethernet[/802.1Q]/IPv4/TCP must give exactly what the
 // general walk gives: every valid case above, each truncated at every length and with random
 // bytes of its headers overwritten, compared field by field with parse_packet_walk.
+//
+// The worker's make_fast_segment (pipeline/segment.hh) must give, for every frame it takes, the
+// key, segment and payload position that the walk + make_segment give, and take exactly the
+// frames parse_packet's fast path takes.
 TEST(FastPath, EqualsTheWalkOnMutatedFrames) {
     std::mt19937 rng(7);
-    size_t frames = 0;
+    size_t frames = 0, fast_taken = 0;
     auto same = [&](const std::vector<uint8_t>& f, size_t len, const std::string& what) {
         std::unique_ptr<uint8_t[]> buf(new uint8_t[len + 1]);
         if (len != 0) std::memcpy(buf.get(), f.data(), len);
@@ -888,6 +893,32 @@ TEST(FastPath, EqualsTheWalkOnMutatedFrames) {
         ASSERT_EQ(ea, eb) << what;
         ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << what;
         frames++;
+
+        PlainTcp4 shape;
+        const bool plain = len != 0 && plain_ipv4_tcp(buf.get(), static_cast<uint32_t>(len), shape);
+        FlowKey fk, wk;
+        TcpSegment fs{}, ws{};
+        uint16_t off = 0, cap = 0;
+        const bool took = len != 0 && make_fast_segment(buf.get(), static_cast<uint32_t>(len), 42, fk,
+                                                        fs, off, cap);
+        ASSERT_EQ(took, plain) << what;
+        if (!took) return;
+        fast_taken++;
+        ASSERT_EQ(cb, PacketClass::tcp) << what;
+        make_segment(b, 42, wk, ws);
+        ASSERT_TRUE(fk == wk) << what;
+        EXPECT_EQ(fs.dir, ws.dir) << what;
+        EXPECT_EQ(fs.ts_us, ws.ts_us) << what;
+        EXPECT_EQ(fs.seq, ws.seq) << what;
+        EXPECT_EQ(fs.ack, ws.ack) << what;
+        EXPECT_EQ(fs.payload_len, ws.payload_len) << what;
+        EXPECT_EQ(fs.window, ws.window) << what;
+        EXPECT_EQ(fs.flags, ws.flags) << what;
+        EXPECT_EQ(fs.src_port, ws.src_port) << what;
+        EXPECT_EQ(fs.dst_port, ws.dst_port) << what;
+        EXPECT_EQ(fs.wscale, ws.wscale) << what;
+        EXPECT_EQ(off, b.payload_offset) << what;
+        EXPECT_EQ(cap, b.payload_caplen) << what;
     };
     std::vector<std::vector<uint8_t>> seeds;
     for (const Case& c : valid_cases())
@@ -901,6 +932,9 @@ TEST(FastPath, EqualsTheWalkOnMutatedFrames) {
             seeds.push_back(PacketBuilder().eth().vlan(7).ipv4(Ipv4Spec{.src = a4, .dst = b4}).tcp(t).build());
             seeds.push_back(
                 PacketBuilder().eth().ipv4(Ipv4Spec{.src = a4, .dst = b4}).tcp(t).pad_to(60).build());
+            // The key's endpoint order both ways, and by port alone (same address).
+            seeds.push_back(PacketBuilder().eth().ipv4(Ipv4Spec{.src = b4, .dst = a4}).tcp(t).build());
+            seeds.push_back(PacketBuilder().eth().ipv4(Ipv4Spec{.src = a4, .dst = a4}).tcp(t).build());
         }
     }
     for (const auto& f : seeds) {
@@ -919,6 +953,7 @@ TEST(FastPath, EqualsTheWalkOnMutatedFrames) {
         }
     }
     EXPECT_GT(frames, 10000u);
+    EXPECT_GT(fast_taken, 1000u);
 }
 
 }  // namespace
