@@ -13,6 +13,9 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
         throw std::invalid_argument("flow table capacity must be between 1 and 268435456, not " +
                                     std::to_string(capacity));
     nbuckets_ = buckets_for(capacity);
+    fast_due_us_ = std::min<uint64_t>(timeouts.of(TimeoutClass::established),
+                                      (max_due_ahead - 1) << tick_shift) +
+                   (uint64_t{1} << tick_shift) - 1;
     buckets_ = ZeroedArray<Bucket>(nbuckets_);  // sig 0 = empty slot
     entries_ = ZeroedArray<FlowEntry>(capacity);
     free_ = ZeroedArray<uint32_t>(capacity);

@@ -308,6 +308,9 @@ private:
     uint64_t pass_start_us_ = 0;  // packet time when the sweep's pass began
     uint64_t probe_rng_ = 0x853c49e6748fea9bull;  // oldest_attempt's probe sequence (LCG)
     FlowTimeouts timeouts_;
+    // The fast path's due, ahead of the packet: the established timeout rounded up to a tick,
+    // at most max_due_ahead - 1 ticks (constructor).
+    uint64_t fast_due_us_ = 0;
     FlowTableCounters counters_;
     // Zero-filled by the kernel on first touch (mmap): a table sized for millions of flows costs
     // nothing at start-up, and all-zero is the empty state of every array.
@@ -373,7 +376,14 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
-        } else if (e->conn.update(seg) == TcpConn::Verdict::reuse) {
+        } else if (e->conn.fast_update(seg)) {
+            // Most packets: still established, and last_ts >= seg.ts_us, so the timeout is
+            // no earlier than seg.ts_us + the established timeout. A due computed from that
+            // never comes late, and costs no look at the connection.
+            note_wave(*e, seg);
+            at.b->due[at.s] = static_cast<uint16_t>((seg.ts_us + fast_due_us_) >> tick_shift);
+            return e;
+        } else if (e->conn.update_slow(seg) == TcpConn::Verdict::reuse) {
             end(idx, EndCause::reused, sink);
             counters_.created++;
             e->app = 0;

@@ -87,6 +87,10 @@ public:
         return update_slow(seg);
     }
     Verdict update_slow(const TcpSegment& seg) noexcept;
+    // The inline part alone: true when it applied the segment (the connection is then still
+    // established on both sides, TimeoutClass::established); false, having changed nothing,
+    // when the segment needs update_slow().
+    bool fast_update(const TcpSegment& seg) noexcept;
 
     TimeoutClass timeout_class() const noexcept {
         if (both_established()) return TimeoutClass::established;
@@ -177,7 +181,6 @@ private:
         return close_state_ == static_cast<unsigned>(CloseState::established) &&
                side_[0].zstate == est && side_[1].zstate == est;
     }
-    bool fast_update(const TcpSegment& seg) noexcept;
     TimeoutClass timeout_class_slow() const noexcept;
     // Is the one-nibble history code in the history? Exact when the history holds no escaped
     // (two-nibble) letter; false (take the slow path) when it does.
