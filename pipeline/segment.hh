@@ -6,11 +6,29 @@
 #include <cstdint>
 #include <cstring>
 
+#include "exporters/stats.hh"
 #include "flowtable/conn_types.hh"
 #include "flowtable/flow_key.hh"
 #include "pipeline/parse.hh"
 
 namespace closetap {
+
+// Counts what parse_packet concluded the way the worker does (class; error reason; checksum);
+// true when the packet goes on to the flow table.
+inline bool count_parsed(WorkerStats& st, PacketClass c, ParseError err,
+                         const ParsedPacket& pp) noexcept {
+    st.packet_class[static_cast<size_t>(c)].add();
+    if (c == PacketClass::error) {
+        st.parse_errors[static_cast<size_t>(err)].add();
+        return false;
+    }
+    if (c != PacketClass::tcp) return false;
+    if (pp.checksum_bad) {
+        st.checksum_bad.add();
+        return false;
+    }
+    return true;
+}
 
 inline void make_segment(const ParsedPacket& pp, uint64_t ts_us, FlowKey& key,
                          TcpSegment& s) noexcept {

@@ -132,16 +132,7 @@ void stage_parse(Worker& w, Stage& s) noexcept {
             ParsedPacket pp;
             ParseError err;
             PacketClass c = parse_packet(frame, rte_pktmbuf_data_len(m), q.parse, pp, err);
-            st.packet_class[static_cast<size_t>(c)].add();
-            if (c == PacketClass::error) {
-                st.parse_errors[static_cast<size_t>(err)].add();
-                continue;
-            }
-            if (c != PacketClass::tcp) continue;
-            if (pp.checksum_bad) {
-                st.checksum_bad.add();
-                continue;
-            }
+            if (!count_parsed(st, c, err, pp)) continue;
             make_segment(pp, s.ts[i], s.keys[i], s.segs[i]);
             payload_offset = pp.payload_offset;
             s.payload_caplen[i] = pp.payload_caplen;

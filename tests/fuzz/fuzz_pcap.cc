@@ -70,17 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // net_pcap hands the worker caplen bytes (pcap_ethdev.c); so does libpcap here.
         const PacketClass c = parse_packet(bytes, h->caplen, opt, pp, perr);
         FUZZ_CHECK(c < PacketClass::count_);
-        st.packet_class[static_cast<size_t>(c)].add();
-        if (c == PacketClass::error) {
-            FUZZ_CHECK(perr < ParseError::count_);
-            st.parse_errors[static_cast<size_t>(perr)].add();
-            continue;
-        }
-        if (c != PacketClass::tcp) continue;
-        if (pp.checksum_bad) {
-            st.checksum_bad.add();
-            continue;
-        }
+        FUZZ_CHECK(c != PacketClass::error || perr < ParseError::count_);
+        if (!count_parsed(st, c, perr, pp)) continue;
         FUZZ_CHECK(pp.payload_caplen == 0 ||
                    pp.payload_offset + size_t{pp.payload_caplen} <= h->caplen);
         TcpSegment s{};
@@ -95,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         accepted++;
         if (packets % 32 == 0) {  // a burst of the worker's default size ends
             sink.phase = closetap::fuzz::Phase::expire;
-            table.expire(now_us, 64, sink);
+            table.expire(now_us, 32, sink);  // the worker's expire_budget
         }
     }
     pcap_close(p);
