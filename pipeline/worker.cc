@@ -18,7 +18,7 @@
 #include "pipeline/segment.hh"
 
 namespace closetap {
-// The burst path is a software pipeline over the last five bursts (docs/design.md, "Hot path"):
+// The burst path is a software pipeline over the last five bursts (docs/hot-path.md):
 // each call applies the oldest burst and moves each younger one a stage on, so every memory
 // access is prefetched a whole burst's work ahead of its use; with this machine's ~300 ns
 // DRAM latency a prefetch a few packets ahead arrives too late. The stages of one burst, one
@@ -48,10 +48,12 @@ struct Stage {
 };
 
 struct Burst {
-    static constexpr unsigned depth = burst_pipeline_depth;  // stages 0-4 hold a burst; 5 leaves
+    // Stages 0-4 hold a burst each; stage 5 applies one, and the new burst takes a sixth slot
+    // (the one applied in the last call) so that receiving can run interleaved with applying.
+    static constexpr unsigned slots = burst_pipeline_depth + 1;
     rte_mbuf* pkts[max_burst];            // receive scratch
     uint8_t queue[max_burst];
-    Stage stage[depth];
+    Stage stage[slots];
     unsigned head = 0;      // slot of the youngest burst
     unsigned inflight = 0;  // packets in the stages
 };
@@ -89,128 +91,133 @@ inline uint64_t mbuf_ts(const Worker& w, const rte_mbuf* m) noexcept {
     return *RTE_MBUF_DYNFIELD(m, w.ts.offset, const rte_mbuf_timestamp_t*);
 }
 
-// Stage 0: take the burst in, prefetch the mbuf headers: the first line holds the data address
+// The stages, one packet each (process_packets runs them over bursts).
+
+// Stage 0: take the packet in, prefetch its mbuf header: the first line holds the data address
 // and lengths, the second the rx timestamp dynfield (only read for captures).
-void stage_receive(const Worker& w, Stage& s, rte_mbuf* const* pkts, const uint8_t* queue,
-                   unsigned n, uint64_t now_us) noexcept {
-    s.n = n;
-    for (unsigned i = 0; i < n; i++) {
-        rte_mbuf* m = pkts[i];
-        s.pkts[i] = m;
-        s.queue[i] = queue[i];
-        s.ts[i] = now_us;
-        rte_prefetch0(m);
-        if (w.queues[queue[i]].ts_from_mbuf) rte_prefetch0(&m->cacheline1);
-    }
+inline void receive_one(const Worker& w, Stage& s, unsigned i, rte_mbuf* m, uint8_t queue,
+                        uint64_t now_us) noexcept {
+    s.pkts[i] = m;
+    s.queue[i] = queue;
+    s.ts[i] = now_us;
+    rte_prefetch0(m);
+    if (w.queues[queue].ts_from_mbuf) rte_prefetch0(&m->cacheline1);
 }
 
-// Stage 1: the headers have arrived; prefetch the frames.
-void stage_prefetch_data(const Stage& s) noexcept {
-    for (unsigned i = 0; i < s.n; i++) rte_prefetch0(rte_pktmbuf_mtod(s.pkts[i], void*));
+// Stage 1: the header has arrived; prefetch the frame.
+inline void prefetch_data_one(const Stage& s, unsigned i) noexcept {
+    rte_prefetch0(rte_pktmbuf_mtod(s.pkts[i], void*));
 }
 
-// Stage 2: parse, count, key and hash; prefetch the key's buckets.
-void stage_parse(Worker& w, Stage& s) noexcept {
+// Stage 2: parse, count, key and hash; prefetch the key's main bucket.
+inline void parse_one(Worker& w, Stage& s, unsigned i, uint64_t* rx_bytes) noexcept {
     WorkerStats& st = w.stats;
-    FlowTable& table = *w.table;
-    uint64_t rx_bytes[max_ports] = {};
-    for (unsigned i = 0; i < s.n; i++) {
-        rte_mbuf* m = s.pkts[i];
-        const WorkerQueue& q = w.queues[s.queue[i]];
-        rx_bytes[q.slot] += rte_pktmbuf_pkt_len(m);
-        if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) s.ts[i] = mbuf_ts(w, m);
+    rte_mbuf* m = s.pkts[i];
+    const WorkerQueue& q = w.queues[s.queue[i]];
+    rx_bytes[q.slot] += rte_pktmbuf_pkt_len(m);
+    if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) s.ts[i] = mbuf_ts(w, m);
 
-        const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
-        uint16_t payload_offset = 0;
-        s.tcp[i] = false;
-        // Ethernet without checksum verification: plain IPv4/TCP frames take the direct path.
-        const bool fast = q.parse.link == LinkType::ethernet && !q.parse.verify_checksums;
-        if (fast && make_fast_segment(frame, rte_pktmbuf_data_len(m), s.ts[i], s.keys[i],
-                                             s.segs[i], payload_offset, s.payload_caplen[i])) {
-            st.packet_class[static_cast<size_t>(PacketClass::tcp)].add();
-        } else {
-            ParsedPacket pp;
-            ParseError err;
-            PacketClass c = parse_packet(frame, rte_pktmbuf_data_len(m), q.parse, pp, err);
-            if (!count_parsed(st, c, err, pp)) continue;
-            make_segment(pp, s.ts[i], s.keys[i], s.segs[i]);
-            payload_offset = pp.payload_offset;
-            s.payload_caplen[i] = pp.payload_caplen;
-        }
-        s.payload[i] = frame + payload_offset;
-        s.hashes[i] = flow_hash(s.keys[i]);
-        if (w.nb_shards > 1 && shard_of(s.hashes[i], w.nb_shards) != w.id) st.wrong_shard.add();
-        table.prefetch(s.hashes[i]);
-        s.tcp[i] = true;
+    const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+    uint16_t payload_offset = 0;
+    s.tcp[i] = false;
+    s.alt[i] = false;
+    // Ethernet without checksum verification: plain IPv4/TCP frames take the direct path.
+    const bool fast = q.parse.link == LinkType::ethernet && !q.parse.verify_checksums;
+    if (fast && make_fast_segment(frame, rte_pktmbuf_data_len(m), s.ts[i], s.keys[i], s.segs[i],
+                                  payload_offset, s.payload_caplen[i])) {
+        st.packet_class[static_cast<size_t>(PacketClass::tcp)].add();
+    } else {
+        ParsedPacket pp;
+        ParseError err;
+        PacketClass c = parse_packet(frame, rte_pktmbuf_data_len(m), q.parse, pp, err);
+        if (!count_parsed(st, c, err, pp)) return;
+        make_segment(pp, s.ts[i], s.keys[i], s.segs[i]);
+        payload_offset = pp.payload_offset;
+        s.payload_caplen[i] = pp.payload_caplen;
     }
-    for (unsigned p = 0; p < max_ports; p++)
-        if (rx_bytes[p] != 0) st.rx_bytes[p].add(rx_bytes[p]);
+    s.payload[i] = frame + payload_offset;
+    s.hashes[i] = flow_hash(s.keys[i]);
+    if (w.nb_shards > 1 && shard_of(s.hashes[i], w.nb_shards) != w.id) st.wrong_shard.add();
+    w.table->prefetch(s.hashes[i]);
+    s.tcp[i] = true;
 }
 
-// Stage 3: the main buckets have arrived; prefetch the entries their signatures point to, or
-// the alternative bucket.
-void stage_prefetch_entries(const Worker& w, Stage& s) noexcept {
-    const FlowTable& table = *w.table;
-    for (unsigned i = 0; i < s.n; i++) {
-        s.alt[i] = s.tcp[i] && !table.prefetch_entries(s.hashes[i]);
-        if (s.alt[i]) table.prefetch_alt(s.hashes[i]);
-    }
+// Stage 3: the main bucket has arrived; prefetch the entries its signatures point to, or the
+// alternative bucket.
+inline void prefetch_entries_one(const FlowTable& table, Stage& s, unsigned i) noexcept {
+    s.alt[i] = s.tcp[i] && !table.prefetch_entries(s.hashes[i]);
+    if (s.alt[i]) table.prefetch_alt(s.hashes[i]);
 }
 
-// Stage 4: the alternative buckets have arrived; prefetch their matching entries.
-void stage_prefetch_alt_entries(const Worker& w, const Stage& s) noexcept {
-    const FlowTable& table = *w.table;
-    for (unsigned i = 0; i < s.n; i++)
-        if (s.alt[i]) table.prefetch_alt_entries(s.hashes[i]);
+// Stage 4: the alternative bucket has arrived; prefetch its matching entries.
+inline void prefetch_alt_one(const FlowTable& table, const Stage& s, unsigned i) noexcept {
+    if (s.alt[i]) table.prefetch_alt_entries(s.hashes[i]);
 }
 
-// Stage 5: apply the segments in order, then free the burst.
-void stage_apply(Worker& w, Stage& s, uint64_t& now_us) noexcept {
-    FlowTable& table = *w.table;
-    RecordSink sink{w};
-    for (unsigned i = 0; i < s.n; i++) {
-        if (s.ts[i] > now_us) now_us = s.ts[i];
-        if (!s.tcp[i]) continue;
-        FlowEntry* e = table.process(s.keys[i], s.hashes[i], s.segs[i], sink);
-        if (e == nullptr) {
-            w.stats.flow_alloc_failed.add();
-            continue;
-        }
-        classify_app(w, *e, s.segs[i], s.payload[i], s.payload_caplen[i]);
+// Stage 5: apply the segment (the burst's mbufs are freed together afterwards).
+inline void apply_one(Worker& w, Stage& s, unsigned i, uint64_t& now_us) noexcept {
+    if (s.ts[i] > now_us) now_us = s.ts[i];
+    if (!s.tcp[i]) return;
+    FlowEntry* e = w.table->process(s.keys[i], s.hashes[i], s.segs[i], RecordSink{w});
+    if (e == nullptr) {
+        w.stats.flow_alloc_failed.add();
+        return;
     }
-    rte_pktmbuf_free_bulk(s.pkts, s.n);
-    s.n = 0;
+    classify_app(w, *e, s.segs[i], s.payload[i], s.payload_caplen[i]);
 }
 
 // Moves every burst in the pipeline one stage on and takes `n` new packets (b.pkts, b.queue) in.
+// The stages run interleaved, packet by packet, so that their prefetches overlap with the
+// parsing and the close machine. With closetap-bench --stages they run one after the other,
+// each timed (the order of work per flow is the same either way).
 void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept {
-    constexpr unsigned d = Burst::depth;
-    Stage& oldest = b.stage[(b.head + 1) % d];
-    b.inflight -= oldest.n;
-    uint64_t* cyc = w.stage_cycles;
-    uint64_t t = cyc ? rte_rdtsc() : 0;
-    auto lap = [&](unsigned k) {
-        if (cyc == nullptr) return;
-        uint64_t t1 = rte_rdtsc();
-        cyc[k] += t1 - t;
-        t = t1;
-    };
-    if (oldest.n != 0) stage_apply(w, oldest, now_us);
-    lap(5);
-    if (b.inflight != 0) {
-        stage_prefetch_alt_entries(w, b.stage[(b.head + 2) % d]);
+    constexpr unsigned slots = Burst::slots;
+    auto age = [&](unsigned a) -> Stage& { return b.stage[(b.head + slots - a) % slots]; };
+    Stage& dat = age(0);  // burst k-1
+    Stage& par = age(1);
+    Stage& ent = age(2);
+    Stage& alt = age(3);
+    Stage& app = age(4);  // burst k-5: leaves
+    Stage& rcv = age(5);  // free since the last call: burst k
+    const FlowTable& table = *w.table;
+    uint64_t rx_bytes[max_ports] = {};
+    rcv.n = n;
+    if (uint64_t* cyc = w.stage_cycles; cyc != nullptr) {
+        uint64_t t = rte_rdtsc();
+        auto lap = [&](unsigned k) {
+            const uint64_t t1 = rte_rdtsc();
+            cyc[k] += t1 - t;
+            t = t1;
+        };
+        for (unsigned i = 0; i < app.n; i++) apply_one(w, app, i, now_us);
+        lap(5);
+        for (unsigned i = 0; i < alt.n; i++) prefetch_alt_one(table, alt, i);
         lap(4);
-        stage_prefetch_entries(w, b.stage[(b.head + 3) % d]);
+        for (unsigned i = 0; i < ent.n; i++) prefetch_entries_one(table, ent, i);
         lap(3);
-        stage_parse(w, b.stage[(b.head + 4) % d]);
+        for (unsigned i = 0; i < par.n; i++) parse_one(w, par, i, rx_bytes);
         lap(2);
-        stage_prefetch_data(b.stage[b.head]);
+        for (unsigned i = 0; i < dat.n; i++) prefetch_data_one(dat, i);
         lap(1);
+        for (unsigned i = 0; i < n; i++) receive_one(w, rcv, i, b.pkts[i], b.queue[i], now_us);
+        lap(0);
+    } else {
+        const unsigned m = std::max({app.n, alt.n, ent.n, par.n, dat.n, n});
+        for (unsigned i = 0; i < m; i++) {
+            if (i < app.n) apply_one(w, app, i, now_us);
+            if (i < alt.n) prefetch_alt_one(table, alt, i);
+            if (i < ent.n) prefetch_entries_one(table, ent, i);
+            if (i < par.n) parse_one(w, par, i, rx_bytes);
+            if (i < dat.n) prefetch_data_one(dat, i);
+            if (i < n) receive_one(w, rcv, i, b.pkts[i], b.queue[i], now_us);
+        }
     }
-    b.head = (b.head + 1) % d;
-    stage_receive(w, oldest, b.pkts, b.queue, n, now_us);
-    lap(0);
-    b.inflight += n;
+    for (unsigned p = 0; p < max_ports; p++)
+        if (rx_bytes[p] != 0) w.stats.rx_bytes[p].add(rx_bytes[p]);
+    if (app.n != 0) rte_pktmbuf_free_bulk(app.pkts, app.n);
+    b.inflight = b.inflight + n - app.n;
+    app.n = 0;
+    b.head = (b.head + 1) % slots;
 }
 
 // Applies everything in the pipeline.
