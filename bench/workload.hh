@@ -180,6 +180,7 @@ private:
     std::unique_ptr<Slot[]> slots_;
     std::unique_ptr<Script[]> scripts_;
     uint32_t nscripts_ = 0;
+    uint32_t next_script_ = 0;  // round-robin cursor over the scripts in flight
     std::array<double, count_of<Pattern>> cdf_{};
     Phase phase_ = Phase::warmup;
     uint64_t rng_;
