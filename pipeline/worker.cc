@@ -5,6 +5,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
@@ -166,6 +167,24 @@ inline void apply_one(Worker& w, Stage& s, unsigned i, uint64_t& now_us) noexcep
     classify_app(w, *e, s.segs[i], s.payload[i], s.payload_caplen[i]);
 }
 
+// Frees a burst exactly as rte_pktmbuf_free_bulk would. What a port hands the worker is nearly
+// always direct, unshared, single-segment mbufs of one pool, for which rte_pktmbuf_prefree_seg
+// changes nothing: those go back with one rte_mempool_put_bulk (as a PMD's fast-free does),
+// about 10 instructions a packet instead of 41. Anything else takes rte_pktmbuf_free_bulk.
+void free_burst(rte_mbuf** pkts, unsigned n) noexcept {
+    rte_mempool* const pool = pkts[0]->pool;
+    bool simple = true;
+    for (unsigned i = 0; i < n; i++) {
+        const rte_mbuf* m = pkts[i];
+        simple &= (m->pool == pool) & (rte_mbuf_refcnt_read(m) == 1) & (m->nb_segs == 1) &
+                  (m->next == nullptr) & RTE_MBUF_DIRECT(m);
+    }
+    if (simple)
+        rte_mempool_put_bulk(pool, reinterpret_cast<void**>(pkts), n);
+    else
+        rte_pktmbuf_free_bulk(pkts, n);
+}
+
 // Moves every burst in the pipeline one stage on and takes `n` new packets (b.pkts, b.queue) in.
 // The stages run interleaved, packet by packet, so that their prefetches overlap with the
 // parsing and the close machine. With closetap-bench --stages they run one after the other,
@@ -214,7 +233,7 @@ void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept
     }
     for (unsigned p = 0; p < max_ports; p++)
         if (rx_bytes[p] != 0) w.stats.rx_bytes[p].add(rx_bytes[p]);
-    if (app.n != 0) rte_pktmbuf_free_bulk(app.pkts, app.n);
+    if (app.n != 0) free_burst(app.pkts, app.n);
     b.inflight = b.inflight + n - app.n;
     app.n = 0;
     b.head = (b.head + 1) % slots;
