@@ -24,6 +24,7 @@
 #include "flowtable/tcp_conn.hh"
 #include "pipeline/app_classifier.hh"
 #include "pipeline/parse.hh"
+#include "pipeline/segment.hh"
 #include "tests/packet_builder.hh"
 
 using namespace closetap;
@@ -77,6 +78,25 @@ void BM_parse(benchmark::State& st) {
 BENCHMARK(BM_parse)->ArgName("eth_ipv4_tcp")->Arg(0);
 BENCHMARK(BM_parse)->ArgName("vlan")->Arg(1);
 BENCHMARK(BM_parse)->ArgName("vxlan")->Arg(2);
+
+// The worker's path for plain frames: straight to key and segment, then the hash.
+void BM_fast_segment(benchmark::State& st) {
+    const std::vector<uint8_t> f = data_frame(static_cast<int>(st.range(0)));
+    FlowKey key;
+    TcpSegment seg{};
+    uint16_t off = 0, cap = 0;
+    Cycles c{st};
+    for (auto _ : st) {
+        benchmark::DoNotOptimize(f.data());
+        bool ok = make_fast_segment(f.data(), static_cast<uint32_t>(f.size()), 1, key, seg, off, cap);
+        uint32_t h = flow_hash(key);
+        benchmark::DoNotOptimize(ok);
+        benchmark::DoNotOptimize(h);
+        benchmark::DoNotOptimize(seg);
+    }
+}
+BENCHMARK(BM_fast_segment)->ArgName("eth_ipv4_tcp")->Arg(0);
+BENCHMARK(BM_fast_segment)->ArgName("vlan")->Arg(1);
 
 std::array<uint8_t, 16> v4(uint32_t a) {
     return {0,
@@ -219,6 +239,29 @@ void BM_flowtable_burst32(benchmark::State& st) {
     }
 }
 BENCHMARK(BM_flowtable_burst32)->ArgName("flows")->Arg(10'000)->Arg(1'000'000)->Arg(10'000'000);
+
+// As the worker's pipeline (docs/hot-path.md) prefetches: buckets two bursts ahead, entries
+// (or the alternative bucket) one burst ahead, then the segments of this burst.
+void BM_flowtable_pipelined(benchmark::State& st) {
+    TableFixture& f = TableFixture::get(static_cast<uint32_t>(st.range(0)));
+    constexpr size_t mask = TableFixture::ops - 1;
+    size_t i = 0;
+    Cycles c{st, 32};
+    for (auto _ : st) {
+        for (unsigned k = 0; k < 32; k++) f.table->prefetch(f.op[(i + 64 + k) & mask].hash);
+        for (unsigned k = 0; k < 32; k++) {
+            const uint32_t h = f.op[(i + 32 + k) & mask].hash;
+            if (!f.table->prefetch_entries(h)) f.table->prefetch_alt(h);
+        }
+        for (unsigned k = 0; k < 32; k++) {
+            const auto& o = f.op[(i + k) & mask];
+            FlowEntry* e = f.table->process(o.key, o.hash, o.seg, NoSink{});
+            benchmark::DoNotOptimize(e);
+        }
+        i += 32;
+    }
+}
+BENCHMARK(BM_flowtable_pipelined)->ArgName("flows")->Arg(10'000)->Arg(1'000'000)->Arg(10'000'000);
 
 void BM_tcpconn_update(benchmark::State& st) {
     TcpConn conn;
