@@ -275,10 +275,10 @@ int run_shard(void* arg) {
         process_rx_burst(w, q, pkts + i, k, s.now_us);
         if (s.time_sweep) {
             const uint64_t t = rte_rdtsc();
-            w.table->expire(s.now_us, expire_budget, sink);
+            w.table->expire(s.now_us, FlowTable::expire_budget, sink);
             s.stage_cycles[6] += rte_rdtsc() - t;
         } else {
-            w.table->expire(s.now_us, expire_budget, sink);
+            w.table->expire(s.now_us, FlowTable::expire_budget, sink);
         }
     }
     drain_rx(w, s.now_us);  // the window's last bursts, still in the pipeline

@@ -77,38 +77,6 @@ inline bool csum_ok(uint64_t acc) {
     return acc == 0xffffu;
 }
 
-namespace ethertype {
-inline constexpr uint16_t ipv4 = 0x0800;
-inline constexpr uint16_t ipv6 = 0x86dd;
-inline constexpr uint16_t vlan = 0x8100;       // 802.1Q C-tag
-inline constexpr uint16_t qinq = 0x88a8;       // 802.1ad S-tag
-inline constexpr uint16_t qinq_old = 0x9100;   // pre-standard S-tag still sent by some switches
-inline constexpr uint16_t mpls = 0x8847;
-inline constexpr uint16_t mpls_mc = 0x8848;
-inline constexpr uint16_t pbb = 0x88e7;        // 802.1ah I-TAG
-inline constexpr uint16_t pppoe_session = 0x8864;
-inline constexpr uint16_t fabricpath = 0x8903;
-inline constexpr uint16_t teb = 0x6558;        // transparent Ethernet bridging (GRE, Geneve)
-inline constexpr uint16_t erspan_2 = 0x88be;   // ERSPAN type I (no GRE sequence) and II
-inline constexpr uint16_t erspan_3 = 0x22eb;
-inline constexpr uint16_t pptp_ppp = 0x880b;   // PPP in enhanced GRE (version 1)
-}  // namespace ethertype
-
-namespace ipproto {
-inline constexpr uint8_t hopopt = 0;
-inline constexpr uint8_t ipip = 4;
-inline constexpr uint8_t tcp = 6;
-inline constexpr uint8_t udp = 17;
-inline constexpr uint8_t ipv6 = 41;
-inline constexpr uint8_t routing = 43;
-inline constexpr uint8_t fragment = 44;
-inline constexpr uint8_t gre = 47;
-inline constexpr uint8_t ah = 51;
-inline constexpr uint8_t dstopts = 60;
-inline constexpr uint8_t mobility = 135;
-inline constexpr uint8_t hip = 139;
-inline constexpr uint8_t shim6 = 140;
-}  // namespace ipproto
 
 namespace udp_port {
 inline constexpr uint16_t vxlan = 4789;

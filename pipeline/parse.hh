@@ -149,6 +149,40 @@ PacketClass parse_packet(const uint8_t* data, uint32_t caplen, const ParseOption
 PacketClass parse_packet_walk(const uint8_t* data, uint32_t caplen, const ParseOptions& opt,
                               ParsedPacket& out, ParseError& err) noexcept;
 
+// Wire values the parser (parse.cc) and the fast paths below test for.
+namespace ethertype {
+inline constexpr uint16_t ipv4 = 0x0800;
+inline constexpr uint16_t ipv6 = 0x86dd;
+inline constexpr uint16_t vlan = 0x8100;       // 802.1Q C-tag
+inline constexpr uint16_t qinq = 0x88a8;       // 802.1ad S-tag
+inline constexpr uint16_t qinq_old = 0x9100;   // pre-standard S-tag still sent by some switches
+inline constexpr uint16_t mpls = 0x8847;
+inline constexpr uint16_t mpls_mc = 0x8848;
+inline constexpr uint16_t pbb = 0x88e7;        // 802.1ah I-TAG
+inline constexpr uint16_t pppoe_session = 0x8864;
+inline constexpr uint16_t fabricpath = 0x8903;
+inline constexpr uint16_t teb = 0x6558;        // transparent Ethernet bridging (GRE, Geneve)
+inline constexpr uint16_t erspan_2 = 0x88be;   // ERSPAN type I (no GRE sequence) and II
+inline constexpr uint16_t erspan_3 = 0x22eb;
+inline constexpr uint16_t pptp_ppp = 0x880b;   // PPP in enhanced GRE (version 1)
+}  // namespace ethertype
+
+namespace ipproto {
+inline constexpr uint8_t hopopt = 0;
+inline constexpr uint8_t ipip = 4;
+inline constexpr uint8_t tcp = 6;
+inline constexpr uint8_t udp = 17;
+inline constexpr uint8_t ipv6 = 41;
+inline constexpr uint8_t routing = 43;
+inline constexpr uint8_t fragment = 44;
+inline constexpr uint8_t gre = 47;
+inline constexpr uint8_t ah = 51;
+inline constexpr uint8_t dstopts = 60;
+inline constexpr uint8_t mobility = 135;
+inline constexpr uint8_t hip = 139;
+inline constexpr uint8_t shim6 = 140;
+}  // namespace ipproto
+
 // Byte loads: no alignment or aliasing assumptions about the frame (it can start anywhere in an
 // mbuf or a pcap buffer). Compilers turn these into a single load + bswap.
 inline uint16_t be16(const uint8_t* p) noexcept { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
@@ -172,13 +206,15 @@ inline bool plain_ipv4_tcp(const uint8_t* d, uint32_t caplen, PlainTcp4& v) noex
     if (caplen < 54) return false;
     uint32_t off = 14;
     uint16_t type = be16(d + 12);
-    if (type == 0x8100) {
+    if (type == ethertype::vlan) {
         if (caplen < 58) return false;
         type = be16(d + 16);
         off = 18;
     }
     const uint8_t* ip = d + off;
-    if (type != 0x0800 || ip[0] != 0x45 || ip[9] != 6 || (be16(ip + 6) & 0x3fff) != 0) return false;
+    if (type != ethertype::ipv4 || ip[0] != 0x45 || ip[9] != ipproto::tcp ||
+        (be16(ip + 6) & 0x3fff) != 0)
+        return false;
     const uint32_t total = be16(ip + 2);
     const uint8_t* tcp = ip + 20;
     const uint32_t hdr_len = (tcp[12] >> 4) * 4u;

@@ -121,7 +121,6 @@ inline void parse_one(Worker& w, Stage& s, unsigned i, uint64_t* rx_bytes) noexc
     const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
     uint16_t payload_offset = 0;
     s.tcp[i] = false;
-    s.alt[i] = false;
     // Ethernet without checksum verification: plain IPv4/TCP frames take the direct path.
     const bool fast = q.parse.link == LinkType::ethernet && !q.parse.verify_checksums;
     if (fast && make_fast_segment(frame, rte_pktmbuf_data_len(m), s.ts[i], s.keys[i], s.segs[i],
@@ -484,7 +483,7 @@ int worker_main(void* arg) {
         // Nothing arrived: apply what the pipeline holds, so that an idle or slow port's
         // packets are not held back (and the counters add up whenever the port is quiet).
         if (!busy) drain(w, b, now_us);
-        w.table->expire(now_us, expire_budget, sink);
+        w.table->expire(now_us, FlowTable::expire_budget, sink);
         if (busy) {
             w.stats.busy_loops.add();
             w.stats.busy_cycles.add(rte_rdtsc() - t0);

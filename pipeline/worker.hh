@@ -23,9 +23,6 @@ inline constexpr unsigned max_burst = 512;
 inline constexpr unsigned max_queues_per_worker = max_ports;
 inline constexpr unsigned max_workers = 16;
 inline constexpr unsigned burst_pipeline_depth = 5;  // bursts a worker holds in flight (worker.cc)
-// Flow-table buckets (up to 8 flows each) the expiry sweep looks at per loop: one cache line per
-// packet of a full 32-packet burst, a pass over a 10M-flow table every ~100K loops.
-inline constexpr unsigned expire_budget = 32;
 
 // The shard of a flow among n workers: both directions hash alike (flowtable/flow_key.hh), so
 // both land in one shard. Multiply-shift rather than modulo: uniform and cheap.

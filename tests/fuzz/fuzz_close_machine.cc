@@ -22,7 +22,6 @@ namespace {
 using namespace closetap;
 namespace cm = closetap::fuzz::cm;
 
-constexpr unsigned expire_budget = 32;  // the worker's (pipeline/worker.hh)
 
 struct Endpoint {
     std::array<uint8_t, 16> addr;
@@ -179,7 +178,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
         if (r[0] & cm::r0_burst_end) {
             sink.phase = closetap::fuzz::Phase::expire;
-            table.expire(now, expire_budget, sink);
+            table.expire(now, FlowTable::expire_budget, sink);  // as the worker
         }
     }
     sink.phase = closetap::fuzz::Phase::flush;
