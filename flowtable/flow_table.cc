@@ -16,6 +16,7 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
     fast_due_us_ = std::min<uint64_t>(timeouts.of(TimeoutClass::established),
                                       (max_due_ahead - 1) << tick_shift) +
                    (uint64_t{1} << tick_shift) - 1;
+    est_timeout_us_ = timeouts.of(TimeoutClass::established);
     buckets_ = ZeroedArray<Bucket>(nbuckets_);  // sig 0 = empty slot
     entries_ = ZeroedArray<FlowEntry>(capacity);
     free_ = ZeroedArray<uint32_t>(capacity);
@@ -80,6 +81,7 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept
     e.app_tried = 0;
     e.waves = 0;
     e.in_use = 1;
+    e.fast = 0;
     target->sig[slot] = sig_of(hash);
     target->idx[slot] = idx;
     at = {target, static_cast<unsigned>(slot)};  // the caller sets its due once it started

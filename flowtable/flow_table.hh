@@ -53,8 +53,9 @@ struct FlowEntry {
     FlowKey key;
     uint32_t hash;
     uint16_t app;        // application label id (pipeline/app_classifier.hh), 0 = unknown
-    uint8_t in_use;
-    uint8_t app_tried;   // bit per key direction: its first payload was already scanned
+    uint8_t in_use : 1;
+    uint8_t app_tried : 2;  // bit per key direction: its first payload was already scanned
+    uint8_t fast;        // conn.fast_mask(), kept by FlowTable::process: the fast path's test
     uint32_t waves;      // handle into the table's WavePool (flowtable/waves.hh); 0 = not closing
     TcpConn conn;
 };
@@ -180,7 +181,7 @@ private:
 #if defined(__SSE2__)
         const __m128i zero = _mm_setzero_si128();
         const __m128i sig = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
-        if (all) return even_bits(static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi16(sig, zero))) ^ 0xffffu);
+        if (all) return lane_mask(_mm_cmpeq_epi16(sig, zero)) ^ 0xffu;
         const __m128i due = _mm_load_si128(reinterpret_cast<const __m128i*>(b.due));
         // ahead - 1 in [0, max_due_ahead): not due yet.
         const __m128i ahead1 = _mm_sub_epi16(
@@ -189,7 +190,7 @@ private:
             _mm_cmpgt_epi16(ahead1, _mm_set1_epi16(-1)),
             _mm_cmplt_epi16(ahead1, _mm_set1_epi16(static_cast<short>(max_due_ahead))));
         const __m128i idle = _mm_or_si128(_mm_cmpeq_epi16(sig, zero), wait);
-        return even_bits(static_cast<unsigned>(_mm_movemask_epi8(idle)) ^ 0xffffu);
+        return lane_mask(idle) ^ 0xffu;
 #else
         unsigned m = 0;
         for (unsigned s = 0; s < bucket_slots; s++) {
@@ -213,15 +214,17 @@ private:
     }
     FlowEntry* find(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
         const uint16_t sig = sig_of(hash);
-        for (uint32_t b : {main_bucket(hash), alt_bucket(hash)}) {
-            Bucket& bk = buckets_[b];
-            for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
-                const unsigned s = static_cast<unsigned>(__builtin_ctz(m));
-                FlowEntry& e = entries_[bk.idx[s]];
-                if (e.hash == hash && e.key == key) {
-                    at = {&bk, s};
-                    return &e;
-                }
+        if (FlowEntry* e = find_in(buckets_[main_bucket(hash)], key, hash, sig, at)) return e;
+        return find_in(buckets_[alt_bucket(hash)], key, hash, sig, at);
+    }
+    FlowEntry* find_in(Bucket& bk, const FlowKey& key, uint32_t hash, uint16_t sig,
+                       Slot& at) noexcept {
+        for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
+            const unsigned s = static_cast<unsigned>(__builtin_ctz(m));
+            FlowEntry& e = entries_[bk.idx[s]];
+            if (e.hash == hash && e.key == key) {
+                at = {&bk, s};
+                return &e;
             }
         }
         return nullptr;
@@ -232,9 +235,7 @@ private:
     static unsigned match_mask(const Bucket& b, uint16_t sig) noexcept {
 #if defined(__SSE2__)
         const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
-        const auto bytes = static_cast<unsigned>(
-            _mm_movemask_epi8(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)))));
-        return even_bits(bytes);
+        return lane_mask(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig))));
 #else
         unsigned m = 0;
         for (unsigned s = 0; s < bucket_slots; s++) m |= unsigned{b.sig[s] == sig} << s;
@@ -242,13 +243,10 @@ private:
 #endif
     }
 #if defined(__SSE2__)
-    // Every other bit of a 16-bit byte mask (both bytes of a matching 16-bit lane are set).
-    static unsigned even_bits(unsigned bytes) noexcept {
-        unsigned x = bytes & 0x5555u;
-        x = (x | (x >> 1)) & 0x3333u;
-        x = (x | (x >> 2)) & 0x0f0fu;
-        x = (x | (x >> 4)) & 0x00ffu;
-        return x;
+    // Bit s set when 16-bit lane s of a compare result is all ones: the lanes packed to bytes
+    // (signed saturation keeps 0 and -1), then one movemask.
+    static unsigned lane_mask(__m128i cmp) noexcept {
+        return static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(cmp, _mm_setzero_si128())));
     }
 #endif
     // Bucket counts need not be powers of two: a 32-bit value maps onto [0, nbuckets) by a
@@ -275,6 +273,12 @@ private:
                                                               : EndCause::idle_timeout;
     }
     template <typename Sink> void end(uint32_t idx, EndCause cause, Sink& sink) noexcept;
+    // Everything but process()'s inline fast path: timeouts seen on the flow's own packet, the
+    // full close machine, reuse, insertion and eviction.
+    template <typename Sink>
+    [[gnu::noinline]] FlowEntry* process_slow(const FlowKey& key, uint32_t hash,
+                                              const TcpSegment& seg, Sink& sink, FlowEntry* e,
+                                              Slot at) noexcept;
     void remove(uint32_t idx) noexcept;
     uint32_t insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept;
     template <typename Sink>
@@ -315,6 +319,7 @@ private:
     // The fast path's due, ahead of the packet: the established timeout rounded up to a tick,
     // at most max_due_ahead - 1 ticks (constructor).
     uint64_t fast_due_us_ = 0;
+    uint64_t est_timeout_us_ = 0;  // timeouts_.of(TimeoutClass::established), for the fast path
     FlowTableCounters counters_;
     // Zero-filled by the kernel on first touch (mmap): a table sized for millions of flows costs
     // nothing at start-up, and all-zero is the empty state of every array.
@@ -365,10 +370,30 @@ uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at,
 }
 
 template <typename Sink>
-FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegment& seg,
-                              Sink&& sink) noexcept {
+inline FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegment& seg,
+                                     Sink&& sink) noexcept {
     Slot at;
     FlowEntry* e = find(key, hash, at);
+    // Most packets: an ACK or data of a connection established on both sides (e->fast, kept
+    // equal to conn.fast_mask()), whose inactivity timeout has not passed. That is everything
+    // the rest of process() would check, in a byte and a compare.
+    if (__builtin_expect(e != nullptr, 1) && TcpConn::fast_eligible(seg, e->fast) &&
+        !(seg.ts_us >= e->conn.last_ts_us() &&
+          seg.ts_us - e->conn.last_ts_us() >= est_timeout_us_)) {
+        e->conn.fast_apply(seg);
+        note_wave(*e, seg);
+        // Still established, and last_ts >= seg.ts_us, so the timeout is no earlier than
+        // seg.ts_us + the established timeout. A due computed from that never comes late, and
+        // costs no look at the connection.
+        at.b->due[at.s] = static_cast<uint16_t>((seg.ts_us + fast_due_us_) >> tick_shift);
+        return e;
+    }
+    return process_slow(key, hash, seg, sink, e, at);
+}
+
+template <typename Sink>
+FlowEntry* FlowTable::process_slow(const FlowKey& key, uint32_t hash, const TcpSegment& seg,
+                                   Sink& sink, FlowEntry* e, Slot at) noexcept {
     if (e != nullptr) {
         uint32_t idx = static_cast<uint32_t>(e - entries_.get());
         if (timed_out(*e, seg.ts_us)) {
@@ -380,14 +405,8 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
-        } else if (e->conn.fast_update(seg)) {
-            // Most packets: still established, and last_ts >= seg.ts_us, so the timeout is
-            // no earlier than seg.ts_us + the established timeout. A due computed from that
-            // never comes late, and costs no look at the connection.
-            note_wave(*e, seg);
-            at.b->due[at.s] = static_cast<uint16_t>((seg.ts_us + fast_due_us_) >> tick_shift);
-            return e;
         } else if (e->conn.update_slow(seg) == TcpConn::Verdict::reuse) {
+            // (update() would have tried fast_update first: e->fast said it cannot apply.)
             end(idx, EndCause::reused, sink);
             counters_.created++;
             e->app = 0;
@@ -401,6 +420,7 @@ FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const TcpSegmen
         counters_.created++;
         e->conn.start(seg);
     }
+    e->fast = e->conn.fast_mask();
     note_wave(*e, seg);
     at.b->due[at.s] = due_tick(*e, seg.ts_us);
     return e;

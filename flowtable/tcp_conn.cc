@@ -297,6 +297,25 @@ void TcpConn::add_history(char code) noexcept {
     hist_len_ = len + 2;
 }
 
+uint8_t TcpConn::fast_mask() const noexcept {
+    if (!both_established()) return 0;
+    // Which one-nibble codes the history holds, all four at once (SWAR): zero_nibbles(x) sets
+    // bit 3 of each nibble of x that is 0, exactly (no carry crosses a nibble). A nibble right
+    // after an escape is a second-table letter, not a code.
+    constexpr uint64_t ones = 0x0111111111111111ull, low3 = ones * 7, high = ones * 8;
+    auto zero_nibbles = [](uint64_t x) { return ~(((x & low3) + low3) | x) & high; };
+    const uint64_t in_len = (uint64_t{1} << (4 * hist_len_)) - 1;
+    const uint64_t codes = in_len & ~(zero_nibbles(hist_ ^ (ones * hist_esc)) << 4);
+    auto has = [&](unsigned code) { return (zero_nibbles(hist_ ^ (ones * code)) & codes) != 0; };
+    unsigned m = 0;
+    for (unsigned d = 0; d < 2; ++d) {
+        const unsigned lower_case = d == orig_dir_ ? 0 : 1;  // the responder's letters
+        if (has(tcp_detail::hist_A + lower_case)) m |= 1u << (2 * d);
+        if (has(tcp_detail::hist_D + lower_case)) m |= 2u << (2 * d);
+    }
+    return static_cast<uint8_t>(m);
+}
+
 bool TcpConn::has_history(char code) const noexcept {
     // Zeek keeps a `hist_seen` mask; here the letters themselves are the mask: a letter type
     // is "seen" exactly when it is in the (never truncated below capacity) history. Once the

@@ -91,6 +91,17 @@ public:
     // established on both sides, TimeoutClass::established); false, having changed nothing,
     // when the segment needs update_slow().
     bool fast_update(const TcpSegment& seg) noexcept;
+    // fast_update in two halves, for a caller that keeps fast_mask() beside the connection
+    // (the flow table does, so the hot path reads one byte instead of the states and the
+    // history): bit 2 * dir + (payload != 0) is set when a pure ACK (bit 0) or a data segment
+    // (bit 1) of key direction `dir` can take the fast path, that is when the close machine and
+    // both Zeek endpoints are ESTABLISHED and the history already holds that direction's A or
+    // D. Computed from the state (not cheap); it changes only in start() and update_slow(),
+    // never in fast_apply().
+    uint8_t fast_mask() const noexcept;
+    static bool fast_eligible(const TcpSegment& seg, unsigned mask) noexcept;
+    // Precondition: fast_eligible(seg, fast_mask()).
+    void fast_apply(const TcpSegment& seg) noexcept;
 
     TimeoutClass timeout_class() const noexcept {
         if (both_established()) return TimeoutClass::established;
@@ -182,9 +193,6 @@ private:
                side_[0].zstate == est && side_[1].zstate == est;
     }
     TimeoutClass timeout_class_slow() const noexcept;
-    // Is the one-nibble history code in the history? Exact when the history holds no escaped
-    // (two-nibble) letter; false (take the slow path) when it does.
-    bool history_has_code1(unsigned code) const noexcept;
     bool is_orig_dir(unsigned dir) const noexcept { return dir == orig_dir_; }
 
     uint32_t ack_seq(const Side& s) const noexcept;
@@ -254,35 +262,31 @@ inline void TcpConn::set_last(Side& s, uint32_t last) noexcept {
     set_ack_seq(s, ack);
 }
 
-inline bool TcpConn::history_has_code1(unsigned code) const noexcept {
-    // SWAR search of the 15 nibbles: a nibble equal to `code` becomes zero under the XOR, and
-    // (x - 0x11..1) & ~x & 0x88..8 flags zero nibbles. Borrows can only flag nibbles above a
-    // real zero, so "any flag below hist_len_" is exact.
-    constexpr uint64_t ones = 0x0111111111111111ull;
-    const uint64_t h = hist_;
-    const uint64_t in_len = (uint64_t{1} << (4 * hist_len_)) - 1;
-    auto zeros = [](uint64_t x) { return (x - ones) & ~x & (ones * 8); };
-    if (zeros(h ^ (ones * 0xf)) & in_len) return false;  // an escaped letter: slow path
-    return (zeros(h ^ (ones * code)) & in_len) != 0;
+inline bool TcpConn::fast_eligible(const TcpSegment& seg, unsigned mask) noexcept {
+    constexpr uint8_t ctl = tcp_flag::syn | tcp_flag::fin | tcp_flag::rst;
+    const unsigned bit = 2 * (seg.dir & 1u) + (seg.payload_len != 0 ? 1u : 0u);
+    return (seg.flags & (ctl | tcp_flag::ack)) == tcp_flag::ack && seg.window != 0 &&
+           ((mask >> bit) & 1u) != 0;
+}
+
+inline bool TcpConn::fast_update(const TcpSegment& seg) noexcept {
+    if (!fast_eligible(seg, fast_mask())) return false;
+    fast_apply(seg);
+    return true;
 }
 
 // An ACK (with or without payload, no SYN/FIN/RST, non-zero window) on a connection whose close
 // machine and both Zeek endpoints are ESTABLISHED, whose history already holds this direction's
-// A (or D, with payload). Every step of zeek_process / apply / track_fin_ack then reduces to
-// what is written here; tests/test_tcp_conn.cc checks byte for byte against update_slow() on
-// random segment sequences.
-inline bool TcpConn::fast_update(const TcpSegment& seg) noexcept {
+// A (or D, with payload): fast_eligible(). Every step of zeek_process / apply / track_fin_ack
+// then reduces to what is written here; tests/test_tcp_conn.cc checks byte for byte against
+// update_slow() on random segment sequences. Leaves fast_mask() as it was: the states stay
+// ESTABLISHED and the history only gains a 'T'.
+inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
     using namespace tcp_detail;
-    constexpr uint8_t ctl = tcp_flag::syn | tcp_flag::fin | tcp_flag::rst;
-    if ((seg.flags & (ctl | tcp_flag::ack)) != tcp_flag::ack || seg.window == 0 ||
-        !both_established())
-        return false;
     const unsigned d = seg.dir & 1u;
     Side& ep = side_[d];
     Side& peer = side_[1 - d];
-    const bool is_orig = d == orig_dir_;
     const uint32_t len = seg.payload_len;
-    if (!history_has_code1((len ? hist_D : hist_A) + (is_orig ? 0 : 1))) return false;
 
     // apply(): packet time and counts (not closing: no teardown clock).
     if (seg.ts_us > last_ts_) {
@@ -308,7 +312,7 @@ inline bool TcpConn::fast_update(const TcpSegment& seg) noexcept {
         set_last(ep, seq_one_past);
     } else if (len > 0 && ep.rxmt < 127) {
         ep.rxmt = ep.rxmt + 1;
-        scaled_history(is_orig, 'T', ep.rxmt);
+        scaled_history(d == orig_dir_, 'T', ep.rxmt);
     }
     // track_fin_ack() (b): no FIN yet on either side; remember that this side's highest ACK
     // came on a segment sent before its own FIN.
@@ -318,7 +322,6 @@ inline bool TcpConn::fast_update(const TcpSegment& seg) noexcept {
         if (max_now != peer_ack_before) m_fin_ = m_fin_ & ~bit;
         m_pre_ = m_pre_ | bit;
     }
-    return true;
 }
 
 }  // namespace closetap

@@ -976,6 +976,21 @@ TEST(TapLoss, LostFinOfSilentSideIsBeyond) {
 namespace closetap {
 struct TcpConnTestAccess {
     static bool fast(TcpConn& c, const TcpSegment& s) { return c.fast_update(s); }
+    // fast_mask() spelled out with the plain history search.
+    static uint8_t mask_by_letters(const TcpConn& c) {
+        if (!c.both_established()) return 0;
+        unsigned m = 0;
+        for (unsigned d = 0; d < 2; ++d) {
+            const bool orig = d == c.orig_dir_;
+            if (c.has_history(orig ? 'A' : 'a')) m |= 1u << (2 * d);
+            if (c.has_history(orig ? 'D' : 'd')) m |= 2u << (2 * d);
+        }
+        return static_cast<uint8_t>(m);
+    }
+    static void set_history(TcpConn& c, uint64_t nibbles, unsigned len) {
+        c.hist_ = nibbles;
+        c.hist_len_ = len;
+    }
 };
 }  // namespace closetap
 
@@ -994,9 +1009,39 @@ struct Rng {
     bool chance(uint32_t pct) { return below(100) < pct; }
 };
 
+// fast_mask() reads all four letters at once from the packed history: on random histories,
+// with escaped letters whose second nibble equals the codes of A, a, D and d, it must agree with
+// the letter-by-letter search.
+TEST(FastPath, MaskAgreesWithTheHistoryOnEscapedLetters) {
+    Wire w;
+    const closetap::Run r = feed(w.open());
+    ASSERT_NE(r.conn.fast_mask(), 0);  // established both ways, A and D on both sides
+    Rng rng{12345};
+    uint32_t masks_seen = 0;
+    for (int n = 0; n < 200000; ++n) {
+        uint64_t h = 0;
+        unsigned len = 0;
+        const unsigned want = rng.below(16);
+        while (len < want) {
+            if (len + 1 < want && rng.chance(30)) {
+                h |= uint64_t{15} << (4 * len++);          // an escape ...
+                h |= uint64_t{rng.below(12)} << (4 * len++);  // ... and a second-table letter
+            } else {
+                h |= uint64_t{rng.below(15)} << (4 * len++);
+            }
+        }
+        TcpConn c = r.conn;
+        TcpConnTestAccess::set_history(c, h, len);
+        ASSERT_EQ(c.fast_mask(), TcpConnTestAccess::mask_by_letters(c)) << std::hex << h << " " << len;
+        masks_seen |= 1u << c.fast_mask();
+    }
+    EXPECT_EQ(masks_seen, 0xffffu);
+}
+
 TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
     Rng rng{0x9e3779b97f4a7c15ull};
     uint64_t fast_taken = 0, segments = 0;
+    uint32_t masks_seen = 0;  // bit m: some connection had fast_mask() == m
     for (int conn_no = 0; conn_no < 4000; ++conn_no) {
         uint32_t nxt[2] = {rng.next(), rng.next()};  // next seq per direction
         if (rng.chance(10)) nxt[0] = 0xffffff00u + rng.below(200);  // wraps soon
@@ -1066,6 +1111,9 @@ TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
             }
             ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << "connection " << conn_no << " segment " << i;
             ASSERT_EQ(a.timeout_class(), b.timeout_class());
+            ASSERT_EQ(a.fast_mask(), TcpConnTestAccess::mask_by_letters(a))
+                << "connection " << conn_no << " segment " << i;
+            masks_seen |= 1u << a.fast_mask();
         }
         ConnResult ra{}, rb{};
         a.finish(EndCause::idle_timeout, ra);
@@ -1076,6 +1124,8 @@ TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
     // The sequences exercise both paths substantially.
     EXPECT_GT(fast_taken, segments / 4);
     EXPECT_LT(fast_taken, segments * 9 / 10);
+    // Every combination of the four letters (A, D per direction) came up.
+    EXPECT_EQ(masks_seen, 0xffffu);
 }
 
 }  // namespace
