@@ -275,10 +275,10 @@ int run_shard(void* arg) {
         process_rx_burst(w, q, pkts + i, k, s.now_us);
         if (s.time_sweep) {
             const uint64_t t = rte_rdtsc();
-            w.table->expire(s.now_us, FlowTable::expire_budget, sink);
+            w.table->sweep(s.now_us, sink);
             s.stage_cycles[6] += rte_rdtsc() - t;
         } else {
-            w.table->expire(s.now_us, FlowTable::expire_budget, sink);
+            w.table->sweep(s.now_us, sink);
         }
     }
     drain_rx(w, s.now_us);  // the window's last bursts, still in the pipeline
@@ -426,7 +426,9 @@ int main(int argc, char** argv) {
             wc.churn = std::min(0.2, wc.flows / 8.0 * len / linger_pkts);
         else
             wc.churn = o.churn;
-        const double lingering = wc.churn / len * linger_pkts;
+        // ... and up to a sweep pass more (FlowTable::sweep) before the sweep ends it.
+        const double lingering = wc.churn / len * linger_pkts *
+                                 (1 + static_cast<double>(FlowTable::sweep_pass_us) / 1e6 / linger_s);
         // fin_one_side flows stay half-open (300 s) for the whole run.
         double one_side_w = wc.mix[size_t(Pattern::fin_one_side)], tot = 0;
         for (double x : wc.mix) tot += x;

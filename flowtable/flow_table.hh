@@ -15,6 +15,7 @@
 // so housekeeping work per loop is bounded and small.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -130,6 +131,26 @@ public:
     // Look at `budget` buckets (up to 8 flows each) and expire their flows whose state's timeout
     // has passed at `now_us`. Returns how many ended.
     template <typename Sink> unsigned expire(uint64_t now_us, unsigned budget, Sink&& sink) noexcept;
+
+    // The worker's housekeeping, once per loop: expire() paced by packet time, so that a pass
+    // over all buckets takes about sweep_pass_us of it (never more than expire_budget buckets a
+    // call; faster only when it has fallen behind). A flow then ends at most sweep_pass_us plus
+    // a tick after its timeout, whatever the packet rate, and a busy table costs a fraction of a
+    // bucket line per packet instead of one. (Records do not depend on it: a flow whose timeout
+    // passed ends on its own next packet as well, with the same time.)
+    static constexpr uint64_t sweep_pass_us = uint64_t{1} << 20;  // 1.05 s
+    template <typename Sink> unsigned sweep(uint64_t now_us, Sink&& sink) noexcept {
+        if (now_us > paced_us_) {
+            // Credit in bucket-microseconds: nbuckets_ per sweep_pass_us, at most one pass.
+            const uint64_t dt = std::min(now_us - paced_us_, sweep_pass_us);
+            credit_ = std::min(credit_ + dt * nbuckets_, uint64_t{nbuckets_} * sweep_pass_us);
+            paced_us_ = now_us;
+        }
+        const uint64_t n = std::min<uint64_t>(credit_ / sweep_pass_us, expire_budget);
+        if (n == 0) return 0;
+        credit_ -= n * sweep_pass_us;
+        return expire(now_us, static_cast<unsigned>(n), sink);
+    }
 
     // End every connection (end of input or shutdown). Connections whose timeout had passed at
     // `now_us` end as timed out; the rest as `cause`.
@@ -314,6 +335,8 @@ private:
     uint32_t sweep_ = 0;     // expiry sweep position in the buckets
     bool sweep_all_ = true;  // this pass reads every entry (see max_due_ahead)
     uint64_t pass_start_us_ = 0;  // packet time when the sweep's pass began
+    uint64_t paced_us_ = 0;       // sweep(): packet time of its last call
+    uint64_t credit_ = 0;         // sweep(): buckets owed, times sweep_pass_us
     uint64_t probe_rng_ = 0x853c49e6748fea9bull;  // oldest_attempt's probe sequence (LCG)
     FlowTimeouts timeouts_;
     // The fast path's due, ahead of the packet: the established timeout rounded up to a tick,

@@ -483,7 +483,7 @@ int worker_main(void* arg) {
         // Nothing arrived: apply what the pipeline holds, so that an idle or slow port's
         // packets are not held back (and the counters add up whenever the port is quiet).
         if (!busy) drain(w, b, now_us);
-        w.table->expire(now_us, FlowTable::expire_budget, sink);
+        w.table->sweep(now_us, sink);
         if (busy) {
             w.stats.busy_loops.add();
             w.stats.busy_cycles.add(rte_rdtsc() - t0);

@@ -232,6 +232,50 @@ TEST(FlowTable, SweepHonoursLongTimeoutsAndTimeJumps) {
     }
 }
 
+TEST(FlowTable, SweepPacesAPassOverPacketTime) {
+    // 6000 attempts in a table of 10000 buckets, all timing out at the same instant. The
+    // worker's sweep(), called every 10 us of packet time, must end none early, all within a
+    // pass (sweep_pass_us) and a tick, spread over that pass rather than at once (unpaced, 32
+    // buckets a call would cover the table in 3 ms), and with bounded work per call.
+    FlowTimeouts to;
+    FlowTable t(30000, to);
+    std::vector<Ended> out;
+    const uint64_t t0 = 1'000'000;
+    for (uint16_t i = 0; i < 6000; i++)
+        feed(t, syn(static_cast<uint16_t>(10000 + i), t0, static_cast<uint8_t>(1 + i % 100)), out);
+    ASSERT_EQ(t.active(), 6000u);
+    const uint64_t deadline = t0 + to.of(TimeoutClass::syn_sent);
+    uint64_t first = 0, last = 0;
+    unsigned max_per_call = 0;
+    for (uint64_t now = t0; now <= deadline + FlowTable::sweep_pass_us + 65'536; now += 10) {
+        const unsigned n = t.sweep(now, Collect{&out});
+        if (n == 0) continue;
+        ASSERT_GE(now, deadline) << "ended early";
+        if (first == 0) first = now;
+        last = now;
+        max_per_call = std::max(max_per_call, n);
+    }
+    EXPECT_EQ(out.size(), 6000u);
+    EXPECT_EQ(t.active(), 0u);
+    EXPECT_GT(last - first, FlowTable::sweep_pass_us / 2);
+    EXPECT_LE(max_per_call, FlowTable::expire_budget * FlowTable::bucket_slots);
+
+    // Fallen behind (packet time jumps by more than a pass): it catches up at expire_budget
+    // buckets a call.
+    FlowTable t2(30000, to);
+    for (uint16_t i = 0; i < 6000; i++)
+        feed(t2, syn(static_cast<uint16_t>(10000 + i), t0, static_cast<uint8_t>(1 + i % 100)), out);
+    t2.sweep(t0, Collect{&out});
+    const uint64_t later = deadline + 10 * FlowTable::sweep_pass_us;
+    unsigned calls = 0;
+    while (t2.active() > 0 && calls < 100000) {
+        t2.sweep(later + calls, Collect{&out});
+        calls++;
+    }
+    EXPECT_EQ(t2.active(), 0u);
+    EXPECT_LE(calls, FlowTable::buckets_for(30000) / FlowTable::expire_budget + 2);
+}
+
 TEST(FlowTable, LatePacketEndsTheTimedOutConnectionFirst) {
     FlowTimeouts to;
     FlowTable t(16, to);

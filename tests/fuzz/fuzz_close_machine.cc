@@ -178,7 +178,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
         if (r[0] & cm::r0_burst_end) {
             sink.phase = closetap::fuzz::Phase::expire;
-            table.expire(now, FlowTable::expire_budget, sink);  // as the worker
+            table.sweep(now, sink);  // as the worker
         }
     }
     sink.phase = closetap::fuzz::Phase::flush;

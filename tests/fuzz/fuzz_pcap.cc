@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         accepted++;
         if (packets % 32 == 0) {  // a burst of the worker's default size ends
             sink.phase = closetap::fuzz::Phase::expire;
-            table.expire(now_us, FlowTable::expire_budget, sink);  // as the worker
+            table.sweep(now_us, sink);  // as the worker
         }
     }
     pcap_close(p);
