@@ -519,9 +519,9 @@ void TcpConn::zeek_process(const TcpSegment& seg, bool& new_data) noexcept {
         }
         if (fin) {
             uint32_t h = (rel_seq + len) & 0xffu;
-            if (check_history(is_orig, 'F', 0) && h != ep.hist_fin)
+            if (check_history(is_orig, 'F', 0) && h != ep.hist_fin())
                 add_history(is_orig ? 'F' : 'f');
-            ep.hist_fin = h;
+            ep.set_hist_fin(h);
         }
         if (rst) {
             uint32_t h = rel_seq & 0xffu;

@@ -141,21 +141,25 @@ private:
     struct Side {
         uint32_t start;  // Zeek start_seq
         uint32_t last;   // Zeek last_seq (one past the highest sequence octet sent)
-        uint64_t ack_off : 24;    // Zeek ack_seq - last, two's complement, saturating (this
-                                  // side's data acked by the peer: the peer's highest ACK)
-        uint64_t hist_fin : 8;    // low bits of Zeek hist_last_FIN (repeat-letter rule)
-        uint64_t hist_rst : 8;    // low bits of Zeek hist_last_RST
-        uint64_t rxmt : 7;        // retransmissions, for 'T' at 1, 10, 100
-        uint64_t win0 : 4;        // zero windows, for 'W' at 1, 10
-        uint64_t zstate : 3;      // ZeekState
-        uint64_t zprev : 3;       // Zeek prev_state
-        uint64_t fin : 1;         // sent a FIN (Zeek FIN_cnt > 0)
-        uint64_t rst : 1;         // sent a RST (with fin: Zeek did_close)
-        uint64_t half_close : 1;  // sent new payload after the peer's FIN
-        uint64_t outcome : 2;     // FinTrack for this side's FIN
-        uint64_t fin_acks_peer : 1;  // this side's first FIN acked the peer's FIN
-        uint64_t pure_before : 1;    // this side's FIN was acked by a non-FIN segment sent
+        // Zeek ack_seq - last (this side's data acked by the peer: the peer's highest ACK), a
+        // saturating 24-bit two's complement offset in the top 24 bits, so that one arithmetic
+        // shift reads it (ack_seq, set_ack_seq); the low 8 bits of Zeek hist_last_FIN (the
+        // repeat-letter rule) below it (hist_fin, set_hist_fin).
+        uint32_t ack_fin;
+        uint32_t hist_rst : 8;    // low bits of Zeek hist_last_RST
+        uint32_t rxmt : 7;        // retransmissions, for 'T' at 1, 10, 100
+        uint32_t win0 : 4;        // zero windows, for 'W' at 1, 10
+        uint32_t zstate : 3;      // ZeekState
+        uint32_t zprev : 3;       // Zeek prev_state
+        uint32_t fin : 1;         // sent a FIN (Zeek FIN_cnt > 0)
+        uint32_t rst : 1;         // sent a RST (with fin: Zeek did_close)
+        uint32_t half_close : 1;  // sent new payload after the peer's FIN
+        uint32_t outcome : 2;     // FinTrack for this side's FIN
+        uint32_t fin_acks_peer : 1;  // this side's first FIN acked the peer's FIN
+        uint32_t pure_before : 1;    // this side's FIN was acked by a non-FIN segment sent
                                      // before the peer's own FIN (4-way)
+        uint32_t hist_fin() const noexcept { return ack_fin & 0xffu; }
+        void set_hist_fin(uint32_t h) noexcept { ack_fin = (ack_fin & ~0xffu) | (h & 0xffu); }
     };
     static_assert(sizeof(Side) == 16);
 
@@ -196,7 +200,7 @@ private:
     bool is_orig_dir(unsigned dir) const noexcept { return dir == orig_dir_; }
 
     uint32_t ack_seq(const Side& s) const noexcept;
-    void set_ack_seq(Side& s, uint32_t ack) noexcept;
+    uint32_t set_ack_seq(Side& s, uint32_t ack) noexcept;  // returns the new ack_seq(s)
     void set_last(Side& s, uint32_t last) noexcept;  // keeps ack_seq
     static void set_state(Side& s, ZeekState st) noexcept;
     static ZeekState st(const Side& s) noexcept { return static_cast<ZeekState>(s.zstate); }
@@ -243,17 +247,16 @@ inline constexpr unsigned hist_A = 4, hist_D = 6;  // +1: the responder's lowerc
 }  // namespace tcp_detail
 
 inline uint32_t TcpConn::ack_seq(const Side& s) const noexcept {
-    // ack_off is a 24-bit two's complement offset from last.
-    int32_t off = static_cast<int32_t>(static_cast<uint32_t>(s.ack_off) << 8) >> 8;
-    return s.last + static_cast<uint32_t>(off);
+    return s.last + static_cast<uint32_t>(static_cast<int32_t>(s.ack_fin) >> 8);
 }
 
-inline void TcpConn::set_ack_seq(Side& s, uint32_t ack) noexcept {
+inline uint32_t TcpConn::set_ack_seq(Side& s, uint32_t ack) noexcept {
     // Saturating: an ACK more than 8 MiB behind last (a huge in-flight window) or ahead of it
     // (capture lost > 8 MiB) is clamped; Size() and the RST window check degrade gracefully.
     int32_t off = std::clamp(tcp_detail::seq_delta(ack, s.last), tcp_detail::ack_off_min,
                              tcp_detail::ack_off_max);
-    s.ack_off = static_cast<uint32_t>(off) & 0xffffffu;
+    s.ack_fin = (static_cast<uint32_t>(off) << 8) | (s.ack_fin & 0xffu);
+    return s.last + static_cast<uint32_t>(off);
 }
 
 inline void TcpConn::set_last(Side& s, uint32_t last) noexcept {
@@ -302,10 +305,11 @@ inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
     // zeek_process(): the ACK advances the peer's ack_seq; the segment advances last_seq or is
     // a retransmission.
     const uint32_t peer_ack_before = ack_seq(peer);
+    uint32_t max_now = peer_ack_before;
     if (seq_delta(seg.ack, peer.start) >= 0) {
         int32_t delta_ack = seq_delta(seg.ack, peer_ack_before);
         if (!(seg.ack == 0 && delta_ack > too_large_seq_delta) && delta_ack > 0)
-            set_ack_seq(peer, seg.ack);
+            max_now = set_ack_seq(peer, seg.ack);
     }
     const uint32_t seq_one_past = seg.seq + len;
     if (seq_delta(seq_one_past, ep.last) > 0) {
@@ -316,11 +320,14 @@ inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
     }
     // track_fin_ack() (b): no FIN yet on either side; remember that this side's highest ACK
     // came on a segment sent before its own FIN.
-    const uint32_t max_now = ack_seq(peer);
+    // (Written only when a bit changes: nearly always both are already as they should be.)
     if (seg.ack == max_now) {
         const unsigned bit = 1u << d;
-        if (max_now != peer_ack_before) m_fin_ = m_fin_ & ~bit;
-        m_pre_ = m_pre_ | bit;
+        const bool advanced = max_now != peer_ack_before;
+        if ((advanced && (m_fin_ & bit)) || !(m_pre_ & bit)) {
+            if (advanced) m_fin_ = m_fin_ & ~bit;
+            m_pre_ = m_pre_ | bit;
+        }
     }
 }
 
