@@ -30,6 +30,8 @@
 #include <rte_ring_elem.h>
 #include <unistd.h>
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -80,11 +82,13 @@ struct BenchOptions {
     std::string lcores;  // EAL --lcores map, e.g. 0@1,1@0 (worker on CPU 0)
     double syn_flood = 0;  // share of measured packets that are SYNs from random sources
     bool stages = false;   // time each pipeline stage and the sweep
+    std::string rx = "window";  // window: a fresh mbuf per packet; ring: recycled as by a PMD
 };
 
 // The burst pipeline's stages (pipeline/worker.cc) and the sweep, as --stages prints them.
-constexpr std::array<const char*, 7> stage_names = {
-    "receive", "prefetch_data", "parse", "prefetch_entries", "prefetch_alt", "apply", "sweep"};
+constexpr std::array<const char*, 8> stage_names = {
+    "receive", "prefetch_data", "parse", "prefetch_entries", "prefetch_alt", "apply", "sweep",
+    "rx_feed"};
 
 uint64_t parse_count(const std::string& what, const std::string& s) {
     // 10K, 1M, 16M (decimal), 4Mi (binary), or a plain number.
@@ -205,7 +209,15 @@ struct Shard {
     std::unique_ptr<Worker> w;
     std::unique_ptr<Workload> wl;
     rte_mempool* pool = nullptr;
-    std::vector<rte_mbuf*> win;  // the window, in rx order
+    std::vector<rte_mbuf*> win;  // --rx window: the window's mbufs, in rx order
+    // --rx ring: the window's frames (fixed stride), lengths and packet times, which the timed
+    // loop writes into mbufs recycled through the pool's lcore cache, as a NIC and its PMD do.
+    bool ring = false;
+    RxTimestamp ts{};
+    uint32_t stride = 0;
+    std::vector<uint8_t> frames;
+    std::vector<uint16_t> frame_len;
+    std::vector<uint64_t> frame_ts;
     size_t n = 0;
     uint64_t now_us = 0;
     uint64_t cycles = 0;
@@ -218,9 +230,36 @@ struct Shard {
     bool time_sweep = false;
 };
 
-// Writes up to `max` packets of the workload's current phase into freshly allocated mbufs.
+// The next packet of the workload's current phase (or of the SYN flood) into buf; 0 at the end.
+unsigned next_frame(Shard& s, uint8_t* buf, unsigned room, uint64_t& t) {
+    if (s.flood.share > 0 && s.wl->phase() == Workload::Phase::steady && s.flood.draw()) {
+        t = s.last_t;
+        return s.flood.write(buf, room);
+    }
+    const unsigned len = s.wl->next(buf, t);
+    if (len != 0) s.last_t = t;
+    return len;
+}
+
+// Writes up to `max` packets of the workload's current phase: --rx window into freshly allocated
+// mbufs, --rx ring into the frame store.
 size_t build_window(Shard& s, size_t max, const RxTimestamp& ts) {
     s.n = 0;
+    if (s.ring) {
+        if (s.frames.size() < max * s.stride) {
+            s.frames.resize(max * s.stride);
+            s.frame_len.resize(max);
+            s.frame_ts.resize(max);
+        }
+        for (; s.n < max; s.n++) {
+            uint64_t t = 0;
+            const unsigned len = next_frame(s, &s.frames[s.n * s.stride], s.stride, t);
+            if (len == 0) break;
+            s.frame_len[s.n] = static_cast<uint16_t>(len);
+            s.frame_ts[s.n] = t;
+        }
+        return s.n;
+    }
     s.win.resize(max);
     constexpr unsigned chunk = 256;
     while (s.n < max) {
@@ -231,14 +270,7 @@ size_t build_window(Shard& s, size_t max, const RxTimestamp& ts) {
         for (; got < want; got++) {
             rte_mbuf* m = s.win[s.n + got];
             uint64_t t = 0;
-            unsigned len = 0;
-            if (s.flood.share > 0 && s.wl->phase() == Workload::Phase::steady && s.flood.draw()) {
-                len = s.flood.write(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_tailroom(m));
-                t = s.last_t;
-            } else {
-                len = s.wl->next(rte_pktmbuf_mtod(m, uint8_t*), t);
-                s.last_t = t;
-            }
+            const unsigned len = next_frame(s, rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_tailroom(m), t);
             if (len == 0) break;
             m->data_len = static_cast<uint16_t>(len);
             m->pkt_len = len;
@@ -250,6 +282,37 @@ size_t build_window(Shard& s, size_t max, const RxTimestamp& ts) {
         if (got < want) break;
     }
     return s.n;
+}
+
+// --rx ring, in the timed loop: what a NIC and its PMD's rx burst do. Fresh mbufs from the pool
+// (its lcore cache hands back the ones the worker freed a few bursts ago, as a PMD's refill
+// does, so their headers are in cache); the frame written with non-temporal stores, as DMA
+// writes it to memory past the CPU's caches (the worker's first read of it is a miss, as on a
+// host without DDIO); lengths and the rx timestamp set as the PMD sets them. Its cost is counted
+// in the worker's time (--stages: rx_feed). False when the pool is empty (it is sized so that
+// this cannot happen).
+bool feed_burst(Shard& s, size_t first, unsigned k, rte_mbuf** pkts) noexcept {
+    if (rte_pktmbuf_alloc_bulk(s.pool, pkts, k) != 0) return false;
+    for (unsigned j = 0; j < k; j++) {
+        rte_mbuf* m = pkts[j];
+        const uint8_t* src = &s.frames[(first + j) * s.stride];
+        const unsigned len = s.frame_len[first + j];
+        uint8_t* dst = rte_pktmbuf_mtod(m, uint8_t*);
+        if ((reinterpret_cast<uintptr_t>(dst) & 15) == 0) {
+            // Whole 16-byte units: within the stride and the data room (both multiples of 16).
+            for (unsigned o = 0; o < len; o += 16)
+                _mm_stream_si128(reinterpret_cast<__m128i*>(dst + o),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + o)));
+        } else {
+            std::memcpy(dst, src, len);
+        }
+        m->data_len = static_cast<uint16_t>(len);
+        m->pkt_len = len;
+        *RTE_MBUF_DYNFIELD(m, s.ts.offset, rte_mbuf_timestamp_t*) = s.frame_ts[first + j];
+        m->ol_flags |= s.ts.flag;
+    }
+    _mm_sfence();  // the frames are in memory before the "descriptors" are handed over
+    return true;
 }
 
 // On the worker lcore: what worker_main does per loop after rte_eth_rx_burst, timed.
@@ -266,13 +329,23 @@ int run_shard(void* arg) {
     }
     const unsigned burst = w.burst;
     const WorkerQueue& q = w.queues[0];
-    rte_mbuf** pkts = s.win.data();
+    rte_mbuf* rx[max_burst];
     const size_t n = s.n;
     const double c0 = thread_cpu_s();
     const uint64_t t0 = rte_rdtsc_precise();
     for (size_t i = 0; i < n; i += burst) {
         const unsigned k = static_cast<unsigned>(std::min<size_t>(burst, n - i));
-        process_rx_burst(w, q, pkts + i, k, s.now_us);
+        rte_mbuf** pkts = rx;
+        if (!s.ring) {
+            pkts = s.win.data() + i;
+        } else if (s.time_sweep) {
+            const uint64_t t = rte_rdtsc();
+            if (!feed_burst(s, i, k, rx)) break;
+            s.stage_cycles[7] += rte_rdtsc() - t;
+        } else if (!feed_burst(s, i, k, rx)) {
+            break;
+        }
+        process_rx_burst(w, q, pkts, k, s.now_us);
         if (s.time_sweep) {
             const uint64_t t = rte_rdtsc();
             w.table->sweep(s.now_us, sink);
@@ -383,6 +456,12 @@ int main(int argc, char** argv) {
     app.add_flag("--stages", o.stages,
                  "Also print TSC cycles per packet of each pipeline stage and of the sweep (adds "
                  "about 7 rdtsc per burst)");
+    app.add_option("--rx", o.rx,
+                   "How packets reach the worker: window (the default: a fresh mbuf per packet, "
+                   "written before the timed loop; no rx cost is counted) or ring (mbufs recycled "
+                   "through the pool's lcore cache and frames written past the caches, as by a NIC "
+                   "and its PMD, in the timed loop)")
+        ->check(CLI::IsMember({"ring", "window"}));
     app.add_option("--syn-flood", o.syn_flood,
                    "Share of measured packets that are SYNs from random sources (distinct flows, "
                    "never answered): a SYN flood far beyond the table's capacity")
@@ -468,7 +547,10 @@ int main(int argc, char** argv) {
 
     // EAL: --no-huge memory sized for the windows' mbuf pools.
     const uint16_t data_room = static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + (o.imix ? 1536 : 128));
-    const uint64_t pool_n = window + 4096;
+    // --rx ring: the worker's pipeline (burst_pipeline_depth + 1 bursts), a burst being fed, and
+    // the lcore cache (512, flushed at 1.5x); --rx window: the whole window as well.
+    const bool ring = o.rx == "ring";
+    const uint64_t pool_n = ring ? 4096 : window + 4096;
     const uint64_t obj_bytes = sizeof(rte_mbuf) + data_room + 128;  // + mempool header, alignment
     const uint64_t mem_mb = (pool_n * obj_bytes * o.workers * 11 / 10) / (1 << 20) + 256;
     const unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
@@ -513,7 +595,13 @@ int main(int argc, char** argv) {
             if (s->pool == nullptr)
                 throw std::runtime_error("cannot create the mbuf pool (" + std::to_string(pool_n) +
                                          " mbufs): " + rte_strerror(rte_errno));
-            s->win.reserve(window);
+            if (ring) {
+                s->ring = true;
+                s->ts = ts;
+                s->stride = data_room - RTE_PKTMBUF_HEADROOM;
+            } else {
+                s->win.reserve(window);
+            }
             auto w = std::make_unique<Worker>();
             w->id = k;
             w->lcore = lcore;
@@ -562,10 +650,17 @@ int main(int argc, char** argv) {
         "%.2f packets each, packet time %u ns/pkt, classifier %s\n",
         o.imix ? "IMIX 64/576/1500 7:4:1" : "64-byte", wc.churn, wc.inflight,
         wl0.mean_script_packets(), o.ns_per_pkt, apps ? sig_path.c_str() : "off");
-    std::printf(
-        "window: %llu packets per worker (%llu mbufs of %u-byte data room, refilled from "
-        "the pool before each window)\n",
-        (unsigned long long)window, (unsigned long long)pool_n, data_room);
+    if (ring)
+        std::printf(
+            "window: %llu packets per worker, fed in the timed loop into a pool of %llu mbufs "
+            "of %u-byte data room (--rx ring: recycled as by a PMD, frames written with "
+            "non-temporal stores)\n",
+            (unsigned long long)window, (unsigned long long)pool_n, data_room);
+    else
+        std::printf(
+            "window: %llu packets per worker (%llu mbufs of %u-byte data room, refilled from "
+            "the pool before each window: --rx window)\n",
+            (unsigned long long)window, (unsigned long long)pool_n, data_room);
     std::fflush(stdout);
 
     auto wall = [] { return std::chrono::steady_clock::now(); };
