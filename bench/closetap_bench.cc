@@ -635,7 +635,7 @@ int main(int argc, char** argv) {
     }
 
     const uint64_t hz = rte_get_tsc_hz();
-    // What the table reserved for its capacity (buckets, entries, free list), from the table
+    // What the table reserved for its capacity (buckets, entries), from the table
     // itself; the fixed-size teardown-wave pool is reported beside it.
     const uint64_t nbuckets = FlowTable::buckets_for(static_cast<uint32_t>(capacity));
     const uint64_t table_bytes = shards[0]->w->table->bytes_per_capacity();
@@ -821,7 +821,7 @@ int main(int argc, char** argv) {
                 ev_victim[v] += s->w->table->counters().evicted[v];
         }
         const auto [vm_end, hwm_end] = vm_rss_hwm();
-        // The tables' whole memory, fixed at start: buckets, entries, free list, wave pool.
+        // The tables' whole memory, fixed at start: buckets, entries, wave pool.
         const WavePool& wp = shards[0]->w->table->wave_pool();
         const uint64_t bound =
             (table_bytes + uint64_t(wp.size()) * (sizeof(CloseWaves) + sizeof(uint32_t))) * o.workers;
@@ -846,7 +846,7 @@ int main(int argc, char** argv) {
                     double(rss0) / 1e6, double(vm_warm) / 1e6, double(hwm_warm) / 1e6,
                     double(vm_end) / 1e6, double(hwm_end) / 1e6, double(table_bytes) / 1e6,
                     double(hwm_end - hwm_warm) / 1e6);
-        std::printf("flood: tables' fixed memory (entries, buckets, free list, wave pool) %.1f MB; "
+        std::printf("flood: tables' fixed memory (entries, buckets, wave pool) %.1f MB; "
                     "VmHWM at end - RSS before the tables %.1f MB; workload attempts lost to the "
                     "flood %llu\n",
                     double(bound) / 1e6, double(hwm_end - rss0) / 1e6,
@@ -865,7 +865,7 @@ int main(int argc, char** argv) {
     const auto [mn, mx] = std::minmax_element(mpps.begin(), mpps.end());
     std::printf(
         "memory: table %.1f MB for %llu entries (%llu buckets of 64 B, FlowEntry %zu B, "
-        "free list 4 B): %.1f B per entry, %.1f B per concurrent flow, plus %.1f MB fixed "
+        "free list in the entries): %.1f B per entry, %.1f B per concurrent flow, plus %.1f MB fixed "
         "(teardown-wave pool); RSS grew %.1f B per entry during the warm-up\n",
         double(table_bytes) / 1e6, (unsigned long long)capacity, (unsigned long long)nbuckets,
         sizeof(FlowEntry), bytes_per_flow, double(table_bytes) / wc.flows, double(fixed_bytes) / 1e6,

@@ -19,7 +19,6 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
     est_timeout_us_ = timeouts.of(TimeoutClass::established);
     buckets_ = ZeroedArray<Bucket>(nbuckets_);  // sig 0 = empty slot
     entries_ = ZeroedArray<FlowEntry>(capacity);
-    free_ = ZeroedArray<uint32_t>(capacity);
     // At most one closing record per flow; handles are slot + 1 and wave_none is reserved.
     if (wave_pool == wave_pool_auto) wave_pool = std::min(capacity, wave_pool_default_max);
     waves_ = WavePool(std::min(wave_pool, capacity));
@@ -73,7 +72,13 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept
     if (slot < 0) return no_entry;
     // Reuse released entries first; hand out fresh ones in order, so a small working set stays
     // in few pages and the sweep only walks entries that were ever used.
-    uint32_t idx = free_top_ > 0 ? free_[--free_top_] : fresh_++;
+    uint32_t idx = fresh_;
+    if (free_head_ != no_entry) {
+        idx = free_head_;
+        free_head_ = entries_[idx].hash;
+    } else {
+        fresh_++;
+    }
     FlowEntry& e = entries_[idx];
     e.key = key;
     e.hash = hash;
@@ -99,7 +104,8 @@ void FlowTable::remove(uint32_t idx) noexcept {
                 bk.sig[s] = 0;
                 bk.idx[s] = 0;
                 e.in_use = 0;
-                free_[free_top_++] = idx;
+                e.hash = free_head_;
+                free_head_ = idx;
                 active_--;
                 return;
             }

@@ -93,10 +93,9 @@ public:
 
     uint32_t capacity() const noexcept { return capacity_; }
     // Memory the table reserved at start-up (it never grows): the parts that scale with the
-    // capacity (buckets, entries, free list), and the fixed-size teardown-wave pool.
+    // capacity (buckets, entries), and the fixed-size teardown-wave pool.
     uint64_t bytes_per_capacity() const noexcept {
-        return uint64_t{nbuckets_} * sizeof(Bucket) +
-               uint64_t{capacity_} * (sizeof(FlowEntry) + sizeof(uint32_t));
+        return uint64_t{nbuckets_} * sizeof(Bucket) + uint64_t{capacity_} * sizeof(FlowEntry);
     }
     uint64_t bytes_fixed() const noexcept { return waves_.bytes(); }
     // Buckets for a capacity: 8 slots each, about 2.7 slots per entry (see the constructor).
@@ -316,7 +315,7 @@ private:
     // the key's buckets have no room for it once another entry is released.
     static constexpr unsigned attempt_probes = 32, attempt_pick = 4;
     uint32_t oldest_attempt(uint32_t hash, uint32_t cand) noexcept;
-    bool full() const noexcept { return free_top_ == 0 && fresh_ == capacity_; }
+    bool full() const noexcept { return free_head_ == no_entry && fresh_ == capacity_; }
     // The teardown ladder's hook: established flows (handle 0) pay this one branch on a segment
     // without FIN or RST.
     void note_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
@@ -329,7 +328,9 @@ private:
     uint32_t capacity_;
     uint32_t nbuckets_;
     uint32_t active_ = 0;
-    uint32_t free_top_ = 0;  // entries [0, free_top_) of free_ are released indices
+    // Released entries, most recent first, linked through their own `hash` field (a free entry
+    // has no other use for it): no free-list array, 4 bytes per flow less.
+    uint32_t free_head_ = no_entry;
     uint32_t fresh_ = 0;     // entries [fresh_, capacity_) were never used
     uint32_t cursor_ = 0;    // eviction fallback's position in the entries
     uint32_t sweep_ = 0;     // expiry sweep position in the buckets
@@ -348,7 +349,6 @@ private:
     // nothing at start-up, and all-zero is the empty state of every array.
     ZeroedArray<Bucket> buckets_;
     ZeroedArray<FlowEntry> entries_;
-    ZeroedArray<uint32_t> free_;
     WavePool waves_;
 };
 

@@ -9,7 +9,7 @@ distinct random source, never answered) on a small table, and checks from its ou
   - every close of the workload's own flows is classified exactly as its ground truth says (the
     bench's own check, exit status 0), with 0 workload attempts lost at a realistic RTT;
   - memory: the process's peak RSS grew by no more than the tables' fixed memory (entries,
-    buckets, free list, wave pool, all sized at start) plus allocator slack.
+    buckets, wave pool, all sized at start) plus allocator slack.
 """
 import os
 import re
