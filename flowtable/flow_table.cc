@@ -4,6 +4,7 @@
 #include <bit>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace closetap {
 
@@ -25,12 +26,12 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
 }
 
 uint32_t FlowTable::buckets_for(uint32_t capacity) noexcept {
-    // Two candidate buckets of 8 slots, the new key going into the emptier one: with n keys in
-    // m buckets the fullest bucket holds about n/m + log2(ln m) (the power of two choices), so
-    // a full table at 3 keys per bucket (8/3 slots per entry) peaks near 7 of its 8 slots even
-    // at 16M flows, and bucket_full evictions stay rare below capacity. (tests/test_flow_table.cc
-    // fills tables to capacity and counts them.)
-    return static_cast<uint32_t>(std::max<uint64_t>(2, (uint64_t{capacity} + 2) / 3));
+    // Two candidate buckets of 8 slots, and a cuckoo step (make_room) when both are full: a
+    // full table at 6 keys per bucket (4/3 slots per entry, 10.7 B of bucket per flow) then
+    // never needs a bucket_full eviction (tests/test_flow_table.cc fills tables to capacity
+    // and churns them). Without the cuckoo step two choices alone needed 8/3 slots per entry
+    // (21.3 B) to keep those rare.
+    return static_cast<uint32_t>(std::max<uint64_t>(2, (uint64_t{capacity} + 5) / 6));
 }
 
 void FlowTable::closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
@@ -46,13 +47,40 @@ void FlowTable::closing_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
     record_wave(waves_.at(e.waves), seg);
 }
 
+bool FlowTable::make_room(uint32_t hash, Bucket*& target, int& slot) noexcept {
+    // Both of the key's buckets are full: move one of their keys to its own other bucket, one
+    // cuckoo step (rte_hash does the same on a full primary). The entry stays where it is; only
+    // its slot (signature, index, due) moves, so nothing that holds the entry's index notices.
+    const uint32_t mine[2] = {main_bucket(hash), alt_bucket(hash)};
+    for (uint32_t bi : mine) {
+        Bucket& b = buckets_[bi];
+        for (unsigned s = 0; s < bucket_slots; s++) {
+            const uint32_t h = entries_[b.idx[s]].hash;
+            const uint32_t other = main_bucket(h) == bi ? alt_bucket(h) : main_bucket(h);
+            if (other == bi) continue;
+            Bucket& ob = buckets_[other];
+            for (unsigned os = 0; os < bucket_slots; os++) {
+                if (ob.sig[os] != 0) continue;
+                ob.sig[os] = b.sig[s];
+                ob.idx[os] = b.idx[s];
+                ob.due[os] = b.due[s];
+                b.sig[s] = 0;
+                counters_.displaced++;
+                target = &b;
+                slot = static_cast<int>(s);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
     if (full()) return no_entry;
     // The main bucket while it is not crowded, as rte_hash fills its primary bucket first: a
     // lookup then finds nearly every key in the one bucket the burst path prefetched. A
-    // crowded main bucket (main_max or more keys: at full capacity about 3 keys per bucket, so
-    // a few percent of keys) hands the key to the emptier of the two, which keeps overflow of
-    // both as rare as with two choices throughout.
+    // crowded main bucket (main_max or more keys) hands the key to the emptier of the two; when
+    // both are full, make_room moves another key to its other bucket.
     auto free_slot = [](const Bucket& b) -> int {
         for (unsigned s = 0; s < bucket_slots; s++)
             if (b.sig[s] == 0) return static_cast<int>(s);
@@ -69,7 +97,7 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept
     if (main_load >= main_max && load(buckets_[alt_bucket(hash)]) < main_load)
         target = &buckets_[alt_bucket(hash)];
     int slot = free_slot(*target);
-    if (slot < 0) return no_entry;
+    if (slot < 0 && !make_room(hash, target, slot)) return no_entry;
     // Reuse released entries first; hand out fresh ones in order, so a small working set stays
     // in few pages and the sweep only walks entries that were ever used.
     uint32_t idx = fresh_;
@@ -164,6 +192,43 @@ uint32_t FlowTable::oldest_attempt(uint32_t hash, uint32_t cand) noexcept {
         }
     }
     return best != no_entry ? best : cand;
+}
+
+std::string FlowTable::verify() const {
+    std::vector<uint8_t> slots(fresh_, 0);
+    uint32_t used = 0;
+    for (uint32_t b = 0; b < nbuckets_; b++) {
+        const Bucket& bk = buckets_[b];
+        for (unsigned s = 0; s < bucket_slots; s++) {
+            if (bk.sig[s] == 0) continue;
+            const uint32_t i = bk.idx[s];
+            const std::string at = "bucket " + std::to_string(b) + " slot " + std::to_string(s);
+            if (i >= fresh_) return at + ": entry " + std::to_string(i) + " was never handed out";
+            const FlowEntry& e = entries_[i];
+            if (!e.in_use) return at + ": entry " + std::to_string(i) + " is not in use";
+            if (e.hash != flow_hash(e.key)) return at + ": entry's hash is not its key's";
+            if (main_bucket(e.hash) != b && alt_bucket(e.hash) != b)
+                return at + ": neither of the entry's buckets";
+            if (bk.sig[s] != sig_of(e.hash)) return at + ": signature is not the entry's";
+            if (++slots[i] > 1) return "entry " + std::to_string(i) + " has two slots";
+            used++;
+        }
+    }
+    if (used != active_)
+        return std::to_string(used) + " slots in use, active() says " + std::to_string(active_);
+    uint32_t free_n = 0;
+    for (uint32_t i = free_head_; i != no_entry; i = entries_[i].hash) {
+        if (i >= fresh_ || entries_[i].in_use || slots[i] != 0)
+            return "free list: entry " + std::to_string(i) + " is in use or out of range";
+        if (++free_n > fresh_) return "free list: a cycle";
+    }
+    for (uint32_t i = 0; i < fresh_; i++)
+        if (entries_[i].in_use != (slots[i] != 0))
+            return "entry " + std::to_string(i) + ": in_use but no slot, or the reverse";
+    if (used + free_n != fresh_)
+        return std::to_string(used) + " in use + " + std::to_string(free_n) + " free != " +
+               std::to_string(fresh_) + " handed out";
+    return {};
 }
 
 }  // namespace closetap

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -73,6 +74,7 @@ struct FlowTableCounters {
     uint64_t evictions[count_of<EvictReason>] = {};
     uint64_t evicted[count_of<EvictVictim>] = {};  // the same evictions, by the victim's class
     uint64_t waves_pool_empty = 0;  // closes that recorded no waves: the wave pool was empty
+    uint64_t displaced = 0;         // inserts that moved another key to its other bucket
 };
 
 class FlowTable {
@@ -98,7 +100,7 @@ public:
         return uint64_t{nbuckets_} * sizeof(Bucket) + uint64_t{capacity_} * sizeof(FlowEntry);
     }
     uint64_t bytes_fixed() const noexcept { return waves_.bytes(); }
-    // Buckets for a capacity: 8 slots each, about 2.7 slots per entry (see the constructor).
+    // Buckets for a capacity: 8 slots each, 4/3 slots per entry (flow_table.cc).
     static uint32_t buckets_for(uint32_t capacity) noexcept;
     uint32_t active() const noexcept { return active_; }
     const FlowTableCounters& counters() const noexcept { return counters_; }
@@ -154,6 +156,12 @@ public:
     // End every connection (end of input or shutdown). Connections whose timeout had passed at
     // `now_us` end as timed out; the rest as `cause`.
     template <typename Sink> void flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept;
+
+    // For tests and fuzzers: the table's invariants (every used slot names an entry in use whose
+    // hash chose that bucket and gives that signature; every entry in use has exactly one slot;
+    // active() counts them; the free list holds the rest of the used entries). Empty when they
+    // hold, else what is wrong. Reads the whole table.
+    std::string verify() const;
 
     FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept {
         Slot at;
@@ -301,6 +309,7 @@ private:
                                               Slot at) noexcept;
     void remove(uint32_t idx) noexcept;
     uint32_t insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept;
+    bool make_room(uint32_t hash, Bucket*& target, int& slot) noexcept;
     template <typename Sink>
     uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at, Sink& sink) noexcept;
     // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.

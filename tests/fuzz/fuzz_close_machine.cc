@@ -181,8 +181,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             table.sweep(now, sink);  // as the worker
         }
     }
+    // The table's own invariants (slots, entries, free list), after eviction, the cuckoo step
+    // and the sweep had their way with it.
+    FUZZ_CHECK(table.verify().empty());
     sink.phase = closetap::fuzz::Phase::flush;
     table.flush(now, EndCause::end_of_input, sink);
+    FUZZ_CHECK(table.verify().empty());
 
     // A table with room always finds an entry (eviction frees one): nothing is lost.
     FUZZ_CHECK(alloc_failed == 0);
