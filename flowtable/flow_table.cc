@@ -17,7 +17,6 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
     fast_due_us_ = std::min<uint64_t>(timeouts.of(TimeoutClass::established),
                                       (max_due_ahead - 1) << tick_shift) +
                    (uint64_t{1} << tick_shift) - 1;
-    est_timeout_us_ = timeouts.of(TimeoutClass::established);
     buckets_ = ZeroedArray<Bucket>(nbuckets_);  // sig 0 = empty slot
     entries_ = ZeroedArray<FlowEntry>(capacity);
     // At most one closing record per flow; handles are slot + 1 and wave_none is reserved.
@@ -59,17 +58,16 @@ bool FlowTable::make_room(uint32_t hash, Bucket*& target, int& slot) noexcept {
             const uint32_t other = main_bucket(h) == bi ? alt_bucket(h) : main_bucket(h);
             if (other == bi) continue;
             Bucket& ob = buckets_[other];
-            for (unsigned os = 0; os < bucket_slots; os++) {
-                if (ob.sig[os] != 0) continue;
-                ob.sig[os] = b.sig[s];
-                ob.idx[os] = b.idx[s];
-                ob.due[os] = b.due[s];
-                b.sig[s] = 0;
-                counters_.displaced++;
-                target = &b;
-                slot = static_cast<int>(s);
-                return true;
-            }
+            const int os = free_slot(ob);
+            if (os < 0) continue;
+            ob.sig[os] = b.sig[s];
+            ob.idx[os] = b.idx[s];
+            ob.due[os] = b.due[s];
+            b.sig[s] = 0;
+            counters_.displaced++;
+            target = &b;
+            slot = static_cast<int>(s);
+            return true;
         }
     }
     return false;
@@ -81,11 +79,6 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept
     // lookup then finds nearly every key in the one bucket the burst path prefetched. A
     // crowded main bucket (main_max or more keys) hands the key to the emptier of the two; when
     // both are full, make_room moves another key to its other bucket.
-    auto free_slot = [](const Bucket& b) -> int {
-        for (unsigned s = 0; s < bucket_slots; s++)
-            if (b.sig[s] == 0) return static_cast<int>(s);
-        return -1;
-    };
     auto load = [](const Bucket& b) {
         unsigned n = 0;
         for (unsigned s = 0; s < bucket_slots; s++) n += b.sig[s] != 0;

@@ -288,13 +288,17 @@ private:
         // A second, independent choice derived from the signature, as rte_hash does.
         return reduce(hash ^ (static_cast<uint32_t>(sig_of(hash)) * 0x5bd1e995u));
     }
+    // Zeek's timers fire at exactly `since + timeout`, before a packet of that instant; packet
+    // time earlier than `since` (tap skew between ports) never times out.
+    static bool idle_past(uint64_t now_us, uint64_t since, uint64_t timeout) noexcept {
+        return now_us >= since && now_us - since >= timeout;
+    }
     bool timed_out(const FlowEntry& e, uint64_t now_us) const noexcept {
         TimeoutClass c = e.conn.timeout_class();
         // An attempt's clock starts at its first SYN (Zeek's attempt timer); every other state
         // times out on inactivity, since the last packet.
         uint64_t since = c == TimeoutClass::syn_sent ? e.conn.first_ts_us() : e.conn.last_ts_us();
-        // Zeek's timers fire at exactly `since + timeout`, before a packet of that instant.
-        return now_us >= since && now_us - since >= timeouts_.of(c);
+        return idle_past(now_us, since, timeouts_.of(c));
     }
     EndCause timeout_cause(const FlowEntry& e) const noexcept {
         return e.conn.timeout_class() == TimeoutClass::closed ? EndCause::closed
@@ -310,6 +314,11 @@ private:
     void remove(uint32_t idx) noexcept;
     uint32_t insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept;
     bool make_room(uint32_t hash, Bucket*& target, int& slot) noexcept;
+    static int free_slot(const Bucket& b) noexcept {  // the first empty slot, or -1
+        for (unsigned s = 0; s < bucket_slots; s++)
+            if (b.sig[s] == 0) return static_cast<int>(s);
+        return -1;
+    }
     template <typename Sink>
     uint32_t insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at, Sink& sink) noexcept;
     // Best eviction candidate among the slots of the key's two buckets; no_entry if they are empty.
@@ -352,7 +361,6 @@ private:
     // The fast path's due, ahead of the packet: the established timeout rounded up to a tick,
     // at most max_due_ahead - 1 ticks (constructor).
     uint64_t fast_due_us_ = 0;
-    uint64_t est_timeout_us_ = 0;  // timeouts_.of(TimeoutClass::established), for the fast path
     FlowTableCounters counters_;
     // Zero-filled by the kernel on first touch (mmap): a table sized for millions of flows costs
     // nothing at start-up, and all-zero is the empty state of every array.
@@ -410,8 +418,7 @@ inline FlowEntry* FlowTable::process(const FlowKey& key, uint32_t hash, const Tc
     // equal to conn.fast_mask()), whose inactivity timeout has not passed. That is everything
     // the rest of process() would check, in a byte and a compare.
     if (__builtin_expect(e != nullptr, 1) && TcpConn::fast_eligible(seg, e->fast) &&
-        !(seg.ts_us >= e->conn.last_ts_us() &&
-          seg.ts_us - e->conn.last_ts_us() >= est_timeout_us_)) {
+        !idle_past(seg.ts_us, e->conn.last_ts_us(), timeouts_.of(TimeoutClass::established))) {
         e->conn.fast_apply(seg);
         note_wave(*e, seg);
         // Still established, and last_ts >= seg.ts_us, so the timeout is no earlier than
