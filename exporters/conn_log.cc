@@ -15,10 +15,10 @@ namespace closetap {
 ConnRecord make_record(const FlowEntry& e, const ConnResult& r, uint8_t worker) noexcept {
     ConnRecord rec{};
     const uint8_t o = r.orig_dir & 1;
-    rec.orig_h = e.key.addr[o];
-    rec.orig_p = e.key.port[o];
-    rec.resp_h = e.key.addr[o ^ 1];
-    rec.resp_p = e.key.port[o ^ 1];
+    rec.orig_h = r.key.addr[o];
+    rec.orig_p = r.key.port[o];
+    rec.resp_h = r.key.addr[o ^ 1];
+    rec.resp_p = r.key.port[o ^ 1];
     rec.app = e.app;
     rec.worker = worker;
     rec.r = r;

@@ -183,10 +183,16 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
         auto active = family("closetap_flows_active", "Connections tracked now", MetricType::Gauge);
         add_value(active, {}, double(sum(ws, [](auto& w) -> auto& { return w.flows_active; })));
         out.push_back(std::move(active));
-        auto cap = family("closetap_flowtable_capacity", "Connections the flow tables can hold",
+        auto cap = family("closetap_flowtable_capacity",
+                          "Entries of the flow tables: an IPv4 connection takes one, an IPv6 one two",
                           MetricType::Gauge);
         add_value(cap, {}, double(sum(ws, [](auto& w) -> auto& { return w.flow_capacity; })));
         out.push_back(std::move(cap));
+        auto used = family("closetap_flowtable_entries_used",
+                           "Flow-table entries in use (of closetap_flowtable_capacity)",
+                           MetricType::Gauge);
+        add_value(used, {}, double(sum(ws, [](auto& w) -> auto& { return w.flow_entries_used; })));
+        out.push_back(std::move(used));
         auto created = family("closetap_flows_created_total", "Connections started",
                               MetricType::Counter);
         add_value(created, {}, double(sum(ws, [](auto& w) -> auto& { return w.flows_created; })));

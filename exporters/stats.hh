@@ -86,6 +86,7 @@ struct alignas(64) WorkerStats {
     Counter flows_active;
     Counter flows_created;
     Counter flow_capacity;
+    Counter flow_entries_used;  // entries of active connections: an IPv6 one takes two
     std::array<Counter, count_of<EvictReason>> evictions;
     std::array<Counter, count_of<EvictVictim>> evicted;  // the same evictions by victim class
     Counter waves_pool_empty;  // closes whose teardown waves found the pool empty

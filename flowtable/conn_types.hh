@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "flowtable/flow_key.hh"
+
 namespace closetap {
 
 // How a connection ended (SPEC 2, `close`).
@@ -143,6 +145,8 @@ struct ConnResult {
     bool half_close;
     uint8_t orig_dir;     // which key endpoint (0/1) is the originator
     char history[23];     // Zeek's history letters, NUL terminated
+    FlowKey key;          // the endpoints, in key order (the flow table sets it: a table entry
+                          // keeps an IPv4 key in 12 bytes and an IPv6 one in a second entry)
 };
 
 }  // namespace closetap

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -54,7 +55,7 @@ bool FlowTable::make_room(uint32_t hash, Bucket*& target, int& slot) noexcept {
     for (uint32_t bi : mine) {
         Bucket& b = buckets_[bi];
         for (unsigned s = 0; s < bucket_slots; s++) {
-            const uint32_t h = entries_[b.idx[s]].hash;
+            const uint32_t h = hash_of(entries_[b.idx[s]]);
             const uint32_t other = main_bucket(h) == bi ? alt_bucket(h) : main_bucket(h);
             if (other == bi) continue;
             Bucket& ob = buckets_[other];
@@ -73,8 +74,23 @@ bool FlowTable::make_room(uint32_t hash, Bucket*& target, int& slot) noexcept {
     return false;
 }
 
+FlowKey FlowTable::key_of(const FlowEntry& e) const noexcept {
+    FlowKey k;
+    std::memcpy(k.port, e.port, sizeof(k.port));
+    if (e.v6) {
+        std::memcpy(k.addr, entries_[e.a[0]].v6_addr, sizeof(k.addr));
+        return k;
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        k.addr[i] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        std::memcpy(k.addr[i].data() + 12, &e.a[i], 4);
+    }
+    return k;
+}
+
 uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
-    if (full()) return no_entry;
+    const bool v6 = !ipv4_key(key);
+    if (spare() < 1u + v6) return no_entry;
     // The main bucket while it is not crowded, as rte_hash fills its primary bucket first: a
     // lookup then finds nearly every key in the one bucket the burst path prefetched. A
     // crowded main bucket (main_max or more keys) hands the key to the emptier of the two; when
@@ -92,21 +108,28 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept
     int slot = free_slot(*target);
     if (slot < 0 && !make_room(hash, target, slot)) return no_entry;
     // Reuse released entries first; hand out fresh ones in order, so a small working set stays
-    // in few pages and the sweep only walks entries that were ever used.
-    uint32_t idx = fresh_;
-    if (free_head_ != no_entry) {
-        idx = free_head_;
-        free_head_ = entries_[idx].hash;
-    } else {
-        fresh_++;
-    }
+    // in few pages and flush() only walks entries that were ever used.
+    const uint32_t idx = take();
     FlowEntry& e = entries_[idx];
-    e.key = key;
-    e.hash = hash;
+    std::memcpy(e.port, key.port, sizeof(e.port));
+    if (v6) {
+        const uint32_t ai = take();
+        FlowEntry& x = entries_[ai];
+        x.in_use = 1;
+        x.addrs = 1;
+        std::memcpy(x.v6_addr, key.addr, sizeof(key.addr));
+        e.a[0] = ai;
+        e.a[1] = hash;
+    } else {
+        std::memcpy(&e.a[0], key.addr[0].data() + 12, 4);
+        std::memcpy(&e.a[1], key.addr[1].data() + 12, 4);
+    }
     e.app = 0;
     e.app_tried = 0;
     e.waves = 0;
     e.in_use = 1;
+    e.v6 = v6;
+    e.addrs = 0;
     e.fast = 0;
     target->sig[slot] = sig_of(hash);
     target->idx[slot] = idx;
@@ -116,22 +139,26 @@ uint32_t FlowTable::insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept
 }
 
 void FlowTable::remove(uint32_t idx) noexcept {
-    FlowEntry& e = entries_[idx];
-    const uint32_t bs[2] = {main_bucket(e.hash), alt_bucket(e.hash)};
+    const uint32_t hash = hash_of(entries_[idx]);
+    const uint32_t bs[2] = {main_bucket(hash), alt_bucket(hash)};
     for (uint32_t b : bs) {
         Bucket& bk = buckets_[b];
         for (unsigned s = 0; s < bucket_slots; s++) {
             if (bk.idx[s] == idx && bk.sig[s] != 0) {
-                bk.sig[s] = 0;
-                bk.idx[s] = 0;
-                e.in_use = 0;
-                e.hash = free_head_;
-                free_head_ = idx;
-                active_--;
+                remove(idx, bk, s);
                 return;
             }
         }
     }
+}
+
+void FlowTable::remove(uint32_t idx, Bucket& bk, unsigned s) noexcept {
+    bk.sig[s] = 0;
+    bk.idx[s] = 0;
+    FlowEntry& e = entries_[idx];
+    if (e.v6) give(e.a[0]);
+    give(idx);
+    active_--;
 }
 
 uint32_t FlowTable::pick_victim(uint32_t hash) const noexcept {
@@ -177,7 +204,7 @@ uint32_t FlowTable::oldest_attempt(uint32_t hash, uint32_t cand) noexcept {
         probe_rng_ = probe_rng_ * 6364136223846793005ull + 1442695040888963407ull;
         const uint32_t i = static_cast<uint32_t>(((probe_rng_ >> 32) * fresh_) >> 32);
         const FlowEntry& e = entries_[i];
-        if (!e.in_use || victim_class(e) != EvictVictim::attempt) continue;
+        if (!is_conn(e) || victim_class(e) != EvictVictim::attempt) continue;
         found++;
         if (e.conn.first_ts_us() < best_ts) {
             best = i;
@@ -188,7 +215,7 @@ uint32_t FlowTable::oldest_attempt(uint32_t hash, uint32_t cand) noexcept {
 }
 
 std::string FlowTable::verify() const {
-    std::vector<uint8_t> slots(fresh_, 0);
+    std::vector<uint8_t> refs(fresh_, 0);  // slots naming a connection; connections naming addresses
     uint32_t used = 0;
     for (uint32_t b = 0; b < nbuckets_; b++) {
         const Bucket& bk = buckets_[b];
@@ -198,28 +225,44 @@ std::string FlowTable::verify() const {
             const std::string at = "bucket " + std::to_string(b) + " slot " + std::to_string(s);
             if (i >= fresh_) return at + ": entry " + std::to_string(i) + " was never handed out";
             const FlowEntry& e = entries_[i];
-            if (!e.in_use) return at + ": entry " + std::to_string(i) + " is not in use";
-            if (e.hash != flow_hash(e.key)) return at + ": entry's hash is not its key's";
-            if (main_bucket(e.hash) != b && alt_bucket(e.hash) != b)
+            if (!is_conn(e)) return at + ": entry " + std::to_string(i) + " is not a connection";
+            if (e.v6) {
+                const uint32_t ai = e.a[0];
+                if (ai >= fresh_ || !entries_[ai].in_use || !entries_[ai].addrs)
+                    return at + ": IPv6 connection without its address entry";
+                if (++refs[ai] > 1) return "address entry " + std::to_string(ai) + " named twice";
+            }
+            const FlowKey k = key_of(e);
+            if (e.v6 == ipv4_key(k)) return at + ": the key's family is not the entry's";
+            const uint32_t h = flow_hash(k);
+            if (hash_of(e) != h) return at + ": the entry's hash is not its key's";
+            if (main_bucket(h) != b && alt_bucket(h) != b)
                 return at + ": neither of the entry's buckets";
-            if (bk.sig[s] != sig_of(e.hash)) return at + ": signature is not the entry's";
-            if (++slots[i] > 1) return "entry " + std::to_string(i) + " has two slots";
+            if (bk.sig[s] != sig_of(h)) return at + ": signature is not the entry's";
+            if (++refs[i] > 1) return "entry " + std::to_string(i) + " has two slots";
             used++;
         }
     }
     if (used != active_)
         return std::to_string(used) + " slots in use, active() says " + std::to_string(active_);
+    uint32_t in_use = 0;
+    for (uint32_t i = 0; i < fresh_; i++) {
+        const FlowEntry& e = entries_[i];
+        in_use += e.in_use;
+        if (e.in_use != (refs[i] != 0))
+            return "entry " + std::to_string(i) + ": in use but not named, or the reverse";
+    }
+    if (in_use != used_)
+        return std::to_string(in_use) + " entries in use, entries_used() says " +
+               std::to_string(used_);
     uint32_t free_n = 0;
-    for (uint32_t i = free_head_; i != no_entry; i = entries_[i].hash) {
-        if (i >= fresh_ || entries_[i].in_use || slots[i] != 0)
+    for (uint32_t i = free_head_; i != no_entry; i = entries_[i].a[0]) {
+        if (i >= fresh_ || entries_[i].in_use)
             return "free list: entry " + std::to_string(i) + " is in use or out of range";
         if (++free_n > fresh_) return "free list: a cycle";
     }
-    for (uint32_t i = 0; i < fresh_; i++)
-        if (entries_[i].in_use != (slots[i] != 0))
-            return "entry " + std::to_string(i) + ": in_use but no slot, or the reverse";
-    if (used + free_n != fresh_)
-        return std::to_string(used) + " in use + " + std::to_string(free_n) + " free != " +
+    if (in_use + free_n != fresh_)
+        return std::to_string(in_use) + " in use + " + std::to_string(free_n) + " free != " +
                std::to_string(fresh_) + " handed out";
     return {};
 }

@@ -2,6 +2,8 @@
 // worker owns it). Bucketized two-choice hashing in the style of rte_hash: each key has two
 // candidate buckets of 8 slots holding a 16-bit signature and an entry index, so a lookup reads
 // one or two cache lines of signatures and touches the entry only on a signature match.
+// Entries are 84 bytes (94.7 per flow with the buckets): an IPv4 key is kept in 12 of them,
+// an IPv6 connection takes a second entry for its addresses, and no hash is stored for IPv4.
 //
 // When an insert finds no room (both buckets full, or the entry pool exhausted) it evicts by a
 // stated policy, counted by reason: among the candidates, prefer a connection attempt (SYN sent,
@@ -17,7 +19,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,17 +55,30 @@ inline void prefetch_line(const void* p) noexcept {
 enum class EvictReason : uint8_t { bucket_full, table_full, count_ };
 inline constexpr std::array<std::string_view, 2> evict_reason_names = {"bucket_full", "table_full"};
 
+// A table entry: 84 bytes, with the buckets 94.7 per IPv4 flow. An IPv4 connection's key fits
+// in the entry's first 12 bytes. An IPv6 connection takes a second entry for its addresses
+// (`addrs`, `v6_addr`) and keeps its flow hash beside that entry's index, so that a lookup
+// reads the second entry only when the hash and the ports already match. (The full 36-byte key
+// and a stored hash in every entry made 112 bytes.) FlowTable::key_of() gives the whole key.
 struct FlowEntry {
-    FlowKey key;
-    uint32_t hash;
+    // IPv4: the key's addresses (the last 4 bytes of each IPv4-mapped address, as in FlowKey).
+    // IPv6: a[0] = the entry holding the addresses, a[1] = the flow's hash.
+    // Free: a[0] = the next free entry.
+    uint32_t a[2];
+    uint16_t port[2];    // the key's ports
     uint16_t app;        // application label id (pipeline/app_classifier.hh), 0 = unknown
-    uint8_t in_use : 1;
+    uint8_t in_use : 1;     // a connection, or the addresses of one (addrs)
     uint8_t app_tried : 2;  // bit per key direction: its first payload was already scanned
+    uint8_t v6 : 1;         // an IPv6 connection: its addresses are in entry a[0]
+    uint8_t addrs : 1;      // no connection: an IPv6 connection's addresses, in v6_addr
     uint8_t fast;        // conn.fast_mask(), kept by FlowTable::process: the fast path's test
     uint32_t waves;      // handle into the table's WavePool (flowtable/waves.hh); 0 = not closing
-    TcpConn conn;
+    union {
+        TcpConn conn;
+        std::array<uint8_t, 16> v6_addr[2];  // addrs: the key's addr[0] and addr[1]
+    };
 };
-static_assert(sizeof(FlowEntry) == 112, "waves uses the padding before conn: keep entries small");
+static_assert(sizeof(FlowEntry) == 84, "an entry is 84 bytes: 94.7 per flow with the buckets");
 
 // What kind of flow an eviction ended, in the policy's order of preference.
 enum class EvictVictim : uint8_t { attempt, established, closing, count_ };
@@ -93,6 +110,7 @@ public:
     // Throws std::invalid_argument / std::bad_alloc at start-up only.
     FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t wave_pool = wave_pool_auto);
 
+    // Entries: an IPv4 connection takes one, an IPv6 connection two.
     uint32_t capacity() const noexcept { return capacity_; }
     // Memory the table reserved at start-up (it never grows): the parts that scale with the
     // capacity (buckets, entries), and the fixed-size teardown-wave pool.
@@ -102,7 +120,8 @@ public:
     uint64_t bytes_fixed() const noexcept { return waves_.bytes(); }
     // Buckets for a capacity: 8 slots each, 4/3 slots per entry (flow_table.cc).
     static uint32_t buckets_for(uint32_t capacity) noexcept;
-    uint32_t active() const noexcept { return active_; }
+    uint32_t active() const noexcept { return active_; }  // connections
+    uint32_t entries_used() const noexcept { return used_; }  // theirs, IPv6 addresses included
     const FlowTableCounters& counters() const noexcept { return counters_; }
     const FlowTimeouts& timeouts() const noexcept { return timeouts_; }
     const WavePool& wave_pool() const noexcept { return waves_; }
@@ -124,8 +143,9 @@ public:
         prefetch_matches(buckets_[alt_bucket(hash)], sig_of(hash));
     }
 
-    // Apply one segment. Ended connections (timeout seen on this packet, reuse, eviction) are
-    // handed to sink(const FlowEntry&, const ConnResult&) before their entry is reused.
+    // Apply one segment; `hash` is flow_hash(key). Ended connections (timeout seen on this
+    // packet, reuse, eviction) are handed to sink(const FlowEntry&, const ConnResult&), the
+    // result carrying the key, before their entries are reused.
     template <typename Sink>
     FlowEntry* process(const FlowKey& key, uint32_t hash, const TcpSegment& seg, Sink&& sink) noexcept;
 
@@ -166,6 +186,18 @@ public:
     FlowEntry* lookup(const FlowKey& key, uint32_t hash) noexcept {
         Slot at;
         return find(key, hash, at);
+    }
+    // The whole key of a connection's entry.
+    FlowKey key_of(const FlowEntry& e) const noexcept;
+    // Both addresses IPv4-mapped: the key fits in an entry.
+    static bool ipv4_key(const FlowKey& k) noexcept {
+        uint64_t h[2];
+        uint32_t m[2];
+        std::memcpy(&h[0], k.addr[0].data(), 8);
+        std::memcpy(&h[1], k.addr[1].data(), 8);
+        std::memcpy(&m[0], k.addr[0].data() + 8, 4);
+        std::memcpy(&m[1], k.addr[1].data() + 8, 4);
+        return (h[0] | h[1]) == 0 && (m[0] & m[1]) == mapped_word && (m[0] | m[1]) == mapped_word;
     }
 
 private:
@@ -231,7 +263,8 @@ private:
     bool prefetch_matches(const Bucket& bk, uint16_t sig) const noexcept {
         const unsigned matches = match_mask(bk, sig);
         for (unsigned m = matches; m != 0; m &= m - 1) {
-            // An entry is 112 bytes: two or three cache lines, all touched by process().
+            // An entry is 84 bytes: two or three cache lines, all touched by process().
+            static_assert(sizeof(FlowEntry) > 64 && sizeof(FlowEntry) <= 128);
             const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
             prefetch_line(p);
             prefetch_line(p + 64);
@@ -240,23 +273,60 @@ private:
         }
         return matches != 0;
     }
+    // A key as an entry's first 12 bytes hold it (IPv4), or what those bytes and the address
+    // entry must match (IPv6: the hash in a[1], the ports).
+    struct Probe {
+        uint32_t a[2];
+        uint32_t ports;
+        bool v6;
+    };
+    static constexpr uint32_t mapped_word = 0xffff0000u;  // ::ffff:0:0/96 bytes 8..11, read LE
+    static_assert(std::endian::native == std::endian::little, "mapped_word reads bytes as LE");
+    static Probe probe_of(const FlowKey& key, uint32_t hash) noexcept {
+        Probe p;
+        std::memcpy(&p.ports, key.port, 4);
+        p.v6 = !ipv4_key(key);
+        if (p.v6) {
+            p.a[0] = 0;
+            p.a[1] = hash;
+        } else {
+            std::memcpy(&p.a[0], key.addr[0].data() + 12, 4);
+            std::memcpy(&p.a[1], key.addr[1].data() + 12, 4);
+        }
+        return p;
+    }
+    bool matches(const FlowEntry& e, const Probe& p, const FlowKey& key) const noexcept {
+        uint32_t ports;
+        std::memcpy(&ports, e.port, 4);
+        if (!p.v6) return ((e.a[0] ^ p.a[0]) | (e.a[1] ^ p.a[1]) | (ports ^ p.ports)) == 0 && !e.v6;
+        if (!e.v6 || e.a[1] != p.a[1] || ports != p.ports) return false;
+        const FlowEntry& x = entries_[e.a[0]];
+        return std::memcmp(x.v6_addr, key.addr, sizeof(key.addr)) == 0;
+    }
     FlowEntry* find(const FlowKey& key, uint32_t hash, Slot& at) noexcept {
         const uint16_t sig = sig_of(hash);
-        if (FlowEntry* e = find_in(buckets_[main_bucket(hash)], key, hash, sig, at)) return e;
-        return find_in(buckets_[alt_bucket(hash)], key, hash, sig, at);
+        const Probe p = probe_of(key, hash);
+        if (FlowEntry* e = find_in(buckets_[main_bucket(hash)], p, key, sig, at)) return e;
+        return find_in(buckets_[alt_bucket(hash)], p, key, sig, at);
     }
-    FlowEntry* find_in(Bucket& bk, const FlowKey& key, uint32_t hash, uint16_t sig,
+    FlowEntry* find_in(Bucket& bk, const Probe& p, const FlowKey& key, uint16_t sig,
                        Slot& at) noexcept {
         for (unsigned m = match_mask(bk, sig); m != 0; m &= m - 1) {
             const unsigned s = static_cast<unsigned>(__builtin_ctz(m));
             FlowEntry& e = entries_[bk.idx[s]];
-            if (e.hash == hash && e.key == key) {
+            if (matches(e, p, key)) {
                 at = {&bk, s};
                 return &e;
             }
         }
         return nullptr;
     }
+    // A connection's hash: kept for IPv6, computed again from the 12 bytes for IPv4 (removal
+    // and the cuckoo step need it, lookups do not).
+    uint32_t hash_of(const FlowEntry& e) const noexcept {
+        return e.v6 ? e.a[1] : flow_hash(key_of(e));
+    }
+    static bool is_conn(const FlowEntry& e) noexcept { return e.in_use && !e.addrs; }
 
     static uint16_t sig_of(uint32_t hash) noexcept { return static_cast<uint16_t>(hash >> 16) | 1; }
     // Bit s set when slot s of the bucket holds signature `sig` (one SSE2 compare of all 8).
@@ -311,8 +381,27 @@ private:
     [[gnu::noinline]] FlowEntry* process_slow(const FlowKey& key, uint32_t hash,
                                               const TcpSegment& seg, Sink& sink, FlowEntry* e,
                                               Slot at) noexcept;
-    void remove(uint32_t idx) noexcept;
+    void remove(uint32_t idx) noexcept;               // finds its slot from its hash
+    void remove(uint32_t idx, Bucket& bk, unsigned s) noexcept;  // in that slot
     uint32_t insert(const FlowKey& key, uint32_t hash, Slot& at) noexcept;
+    // Entries: spare ones, taking one (the free list's head, else a fresh one), giving one back.
+    uint32_t spare() const noexcept { return capacity_ - used_; }
+    uint32_t take() noexcept {
+        used_++;
+        if (free_head_ == no_entry) return fresh_++;
+        const uint32_t i = free_head_;
+        free_head_ = entries_[i].a[0];
+        return i;
+    }
+    void give(uint32_t i) noexcept {
+        FlowEntry& e = entries_[i];
+        e.in_use = 0;
+        e.v6 = 0;
+        e.addrs = 0;
+        e.a[0] = free_head_;
+        free_head_ = i;
+        used_--;
+    }
     bool make_room(uint32_t hash, Bucket*& target, int& slot) noexcept;
     static int free_slot(const Bucket& b) noexcept {  // the first empty slot, or -1
         for (unsigned s = 0; s < bucket_slots; s++)
@@ -333,7 +422,8 @@ private:
     // the key's buckets have no room for it once another entry is released.
     static constexpr unsigned attempt_probes = 32, attempt_pick = 4;
     uint32_t oldest_attempt(uint32_t hash, uint32_t cand) noexcept;
-    bool full() const noexcept { return free_head_ == no_entry && fresh_ == capacity_; }
+    // Frees one connection for `key` by the eviction policy; false when there is none.
+    template <typename Sink> bool evict_for(uint32_t hash, bool v6, Sink& sink) noexcept;
     // The teardown ladder's hook: established flows (handle 0) pay this one branch on a segment
     // without FIN or RST.
     void note_wave(FlowEntry& e, const TcpSegment& seg) noexcept {
@@ -345,9 +435,10 @@ private:
 
     uint32_t capacity_;
     uint32_t nbuckets_;
-    uint32_t active_ = 0;
-    // Released entries, most recent first, linked through their own `hash` field (a free entry
-    // has no other use for it): no free-list array, 4 bytes per flow less.
+    uint32_t active_ = 0;  // connections
+    uint32_t used_ = 0;    // entries in use: connections and IPv6 address entries
+    // Released entries, most recent first, linked through their own a[0] (a free entry has no
+    // other use for it): no free-list array.
     uint32_t free_head_ = no_entry;
     uint32_t fresh_ = 0;     // entries [fresh_, capacity_) were never used
     uint32_t cursor_ = 0;    // eviction fallback's position in the entries
@@ -374,6 +465,7 @@ void FlowTable::end(uint32_t idx, EndCause cause, Sink& sink) noexcept {
     FlowEntry& e = entries_[idx];
     ConnResult r;
     e.conn.finish(cause, r);
+    r.key = key_of(e);
     counters_.ended[static_cast<size_t>(cause)]++;
     const bool has_waves = e.waves != 0 && e.waves != wave_none;
     ending_waves = {&e, has_waves ? &waves_.at(e.waves) : nullptr};
@@ -384,29 +476,41 @@ void FlowTable::end(uint32_t idx, EndCause cause, Sink& sink) noexcept {
 }
 
 template <typename Sink>
-uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at,
-                                    Sink& sink) noexcept {
-    uint32_t idx = insert(key, hash, at);
-    if (idx != no_entry) return idx;
-    // No room: either both buckets are full or the pool is empty. Evict the best candidate of
-    // the two buckets; if they hold nothing (pool empty, buckets empty), take the sweep's next
-    // entry so the policy still frees exactly one flow.
-    EvictReason why = full() ? EvictReason::table_full : EvictReason::bucket_full;
+bool FlowTable::evict_for(uint32_t hash, bool v6, Sink& sink) noexcept {
+    // No room: either both buckets are full or the entries ran out. Evict the best candidate of
+    // the two buckets; if they hold nothing (no entries, buckets empty), take the cursor's next
+    // connection so the policy still frees one.
+    EvictReason why = spare() < 1u + v6 ? EvictReason::table_full : EvictReason::bucket_full;
     uint32_t victim = pick_victim(hash);
     if (victim == no_entry) {
         for (uint32_t n = 0; n < fresh_ && victim == no_entry; n++) {
             uint32_t i = cursor_++;
             if (cursor_ >= fresh_) cursor_ = 0;
-            if (entries_[i].in_use) victim = i;
+            if (is_conn(entries_[i])) victim = i;
         }
     }
-    if (victim == no_entry) return no_entry;  // capacity 0 cannot happen (ctor checks)
+    if (victim == no_entry) return false;  // capacity 0 cannot happen (ctor checks)
     if (why == EvictReason::table_full) victim = oldest_attempt(hash, victim);
     counters_.evictions[static_cast<size_t>(why)]++;
     counters_.evicted[static_cast<size_t>(victim_class(entries_[victim]))]++;
     end(victim, EndCause::evicted, sink);
     remove(victim);
-    return insert(key, hash, at);
+    return true;
+}
+
+template <typename Sink>
+uint32_t FlowTable::insert_or_evict(const FlowKey& key, uint32_t hash, Slot& at,
+                                    Sink& sink) noexcept {
+    uint32_t idx = insert(key, hash, at);
+    if (idx != no_entry) return idx;
+    // One eviction frees a slot and one or two entries; an IPv6 connection needs two entries,
+    // so when the victim was an IPv4 one on a full table it takes a second.
+    const bool v6 = !ipv4_key(key);
+    for (unsigned n = 0; n < 2 && idx == no_entry; n++) {
+        if (!evict_for(hash, v6, sink)) return no_entry;
+        idx = insert(key, hash, at);
+    }
+    return idx;
 }
 
 template <typename Sink>
@@ -486,7 +590,7 @@ unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexce
             FlowEntry& e = entries_[i];
             if (timed_out(e, now_us)) {
                 end(i, timeout_cause(e), sink);
-                remove(i);
+                remove(i, bk, s);
                 expired++;
             } else {
                 bk.due[s] = due_tick(e, now_us);  // clamped (a long timeout): look again later
@@ -500,7 +604,7 @@ template <typename Sink>
 void FlowTable::flush(uint64_t now_us, EndCause cause, Sink&& sink) noexcept {
     for (uint32_t i = 0; i < fresh_ && active_ > 0; i++) {
         FlowEntry& e = entries_[i];
-        if (!e.in_use) continue;
+        if (!is_conn(e)) continue;
         end(i, timed_out(e, now_us) ? timeout_cause(e) : cause, sink);
         remove(i);
     }

@@ -82,6 +82,7 @@ inline uint64_t tsc_now_us(const Worker& w) noexcept {
 void sync_table_counters(Worker& w) noexcept {
     const FlowTable& t = *w.table;
     w.stats.flows_active.set(t.active());
+    w.stats.flow_entries_used.set(t.entries_used());
     w.stats.flows_created.set(t.counters().created);
     for (size_t r = 0; r < count_of<EvictReason>; r++) w.stats.evictions[r].set(t.counters().evictions[r]);
     for (size_t v = 0; v < count_of<EvictVictim>; v++) w.stats.evicted[v].set(t.counters().evicted[v]);

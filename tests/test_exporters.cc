@@ -31,17 +31,14 @@ ConnResult sample_result() {
     r.end_cause = EndCause::closed;
     r.orig_dir = 1;
     std::snprintf(r.history, sizeof(r.history), "ShADadfF");
+    r.key.addr[0] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+    r.key.addr[1] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
+    r.key.port[0] = 80;
+    r.key.port[1] = 51000;
     return r;
 }
 
-FlowEntry sample_entry() {
-    FlowEntry e{};
-    e.key.addr[0] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
-    e.key.addr[1] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
-    e.key.port[0] = 80;
-    e.key.port[1] = 51000;
-    return e;
-}
+FlowEntry sample_entry() { return FlowEntry{}; }
 
 // Value of one sample line in the exposition text, or -1.
 double sample(const std::string& text, const std::string& series) {
