@@ -521,8 +521,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());
             return 2;
         }
-        if (capacity == 0 || capacity > (1u << 28)) {
-            std::fprintf(stderr, "closetap-bench: error: --capacity: between 1 and 268435456\n");
+        if (capacity < 2 || capacity > (1u << 28)) {
+            std::fprintf(stderr, "closetap-bench: error: --capacity: between 2 and 268435456\n");
             return 2;
         }
     }

@@ -11,8 +11,8 @@ namespace closetap {
 
 FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t wave_pool)
     : capacity_(capacity), timeouts_(timeouts) {
-    if (capacity == 0 || capacity > (1u << 28))
-        throw std::invalid_argument("flow table capacity must be between 1 and 268435456, not " +
+    if (capacity < 2 || capacity > (1u << 28))
+        throw std::invalid_argument("flow table capacity must be between 2 and 268435456 (an IPv6 connection takes two entries), not " +
                                     std::to_string(capacity));
     nbuckets_ = buckets_for(capacity);
     fast_due_us_ = std::min<uint64_t>(timeouts.of(TimeoutClass::established),

@@ -50,7 +50,7 @@ Options parse_options(const std::vector<std::string>& app_args) {
     app.add_option("--events-burst", o.events_burst, "Abnormal-close events allowed in a burst")
         ->check(CLI::Range(1.0, 1e9));
     app.add_option("--flows", o.capacity, "Flow table capacity per worker, in entries (an IPv6 connection takes two)")
-        ->check(CLI::Range(1u, 1u << 28));
+        ->check(CLI::Range(2u, 1u << 28));
     double to[4] = {o.timeouts.us[0] / 1e6, o.timeouts.us[1] / 1e6, o.timeouts.us[2] / 1e6,
                     o.timeouts.us[3] / 1e6};
     app.add_option("--timeout-syn", to[0], "Seconds an unanswered SYN is kept")

@@ -213,8 +213,8 @@ TEST(ConfigFile, UnreadableFileNamesIt) {
 TEST(ConfigFile, ExplainPointsAtTheLineOfTheValueCli11Refused) {
     std::string path = write_config("rx:\n  burst: 32\n\nflow_table:\n  capacity_per_worker: 999999999\n");
     ConfigArgs a = config_to_args(path);
-    std::string m = a.explain("--flows: Value 999999999 not in range 1 to 268435456");
-    EXPECT_EQ(m, path + ":5: flow_table.capacity_per_worker: --flows: Value 999999999 not in range 1 to 268435456");
+    std::string m = a.explain("--flows: Value 999999999 not in range 2 to 268435456");
+    EXPECT_EQ(m, path + ":5: flow_table.capacity_per_worker: --flows: Value 999999999 not in range 2 to 268435456");
     EXPECT_EQ(a.explain("something else"), path + ": something else");
 
     ConfigArgs p = translate("ports:\n  - pcap: one.pcap\n  - pcap: two.pcap\n");

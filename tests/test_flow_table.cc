@@ -114,6 +114,7 @@ TEST(FlowKey, DifferentTuplesHashApart) {
 
 TEST(FlowTable, RejectsZeroCapacity) {
     EXPECT_THROW(FlowTable(0, FlowTimeouts{}), std::invalid_argument);
+    EXPECT_THROW(FlowTable(1, FlowTimeouts{}), std::invalid_argument);  // no room for IPv6
 }
 
 TEST(FlowTable, BothDirectionsShareOneEntry) {
@@ -194,10 +195,14 @@ TEST(FlowTable, Ipv6OnAFullIpv4TableEvictsTwo) {
     EXPECT_EQ(t.entries_used(), 4u);
     EXPECT_EQ(t.counters().evicted[size_t(EvictVictim::attempt)], 2u);
     EXPECT_EQ(t.verify(), "");
-    // A table of one entry cannot hold an IPv6 connection: refused, nothing corrupted.
-    FlowTable one(1, FlowTimeouts{});
-    EXPECT_EQ(feed(one, syn6(40100, 20), out), nullptr);
-    EXPECT_EQ(one.verify(), "");
+    // The smallest table holds an IPv6 connection: two entries.
+    FlowTable two(2, FlowTimeouts{});
+    out.clear();
+    ASSERT_NE(feed(two, syn(40000, 1), out), nullptr);
+    ASSERT_NE(feed(two, syn6(40100, 2), out), nullptr);
+    EXPECT_EQ(out.size(), 1u);
+    EXPECT_EQ(two.active(), 1u);
+    EXPECT_EQ(two.verify(), "");
 }
 
 // Lookups compare the whole key, not the hash: keys given one hash (as a collision would) and

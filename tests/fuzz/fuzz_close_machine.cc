@@ -7,6 +7,7 @@
 // Invariants (trap on violation): every record obeys TcpConn::finish's rules and SPEC's
 // vocabulary (fuzz_common.hh); one record per connection the table created; every segment is
 // either in exactly one record or counted as flow_alloc_failed; the exporter's series add up.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -86,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             for (auto& v : to.us) v = 1;
             break;
     }
-    FlowTable table(1u + (h[0] & 15u), to, (h[0] & 0x40) ? 0u : FlowTable::wave_pool_auto);
+    // (At least 2: an IPv6 connection takes two entries.)
+    FlowTable table(std::max(2u, 1u + (h[0] & 15u)), to, (h[0] & 0x40) ? 0u : FlowTable::wave_pool_auto);
 
     std::array<std::array<Endpoint, 2>, cm::max_flows> flows;
     make_flows(h[3], flows);
@@ -103,6 +105,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
 
     closetap::fuzz::CheckingSink sink;
+    for (const auto& f : flows) {
+        FlowKey k;
+        make_flow_key(f[0].addr, f[0].port, f[1].addr, f[1].port, k);
+        sink.keys.push_back(k);
+    }
     uint64_t now = (h[0] & 0x80) ? 0 : 1'700'000'000'000'000ull;
     uint64_t accepted = 0, alloc_failed = 0;
     for (size_t k = 0; k < nrec; k++) {

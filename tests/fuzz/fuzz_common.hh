@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -89,6 +90,9 @@ struct CheckingSink {
     uint64_t by_cause[count_of<EndCause>] = {};
     Phase phase = Phase::process;
     std::vector<std::string> apps = {"unknown"};
+    // When set: the keys the input's packets can make; every record must carry one of them
+    // (the table keeps IPv4 keys in 12 bytes and IPv6 addresses in a second entry).
+    std::vector<FlowKey> keys;
 
     void operator()(const FlowEntry& e, const ConnResult& r) {
         if (tracing())
@@ -104,6 +108,7 @@ struct CheckingSink {
                          std::string(to_string(r.fin_ack_resp)).c_str(), r.orig_pkts, r.resp_pkts,
                          static_cast<long long>(r.teardown_us), unsigned(r.orig_dir));
         check_result(r);
+        if (!keys.empty()) FUZZ_CHECK(std::find(keys.begin(), keys.end(), r.key) != keys.end());
         // No close, no FIN acknowledgement: a FIN bit on a SYN (SYN+FIN, Zeek's Q) begins no
         // close (regressions/fuzz_close_machine/syn_fin_*, once reported as fin_ack missing).
         if (r.close == Close::none || r.close == Close::no_answer)
