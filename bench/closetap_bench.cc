@@ -74,6 +74,7 @@ struct BenchOptions {
     std::string mix;
     double resp_closes = 0.5;
     double http_share = 0.5;
+    double ipv6 = 0;
     bool imix = false;
     std::string capacity;
     uint64_t seed = 1;
@@ -443,6 +444,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--http-share", o.http_share, "Share of flows whose first request is HTTP")
         ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--ipv6", o.ipv6,
+                   "Share of flows over IPv6 (default 0); each takes two flow-table entries")
+        ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--imix", o.imix, "Data frames 64/576/1500 bytes 7:4:1 (default: 64-byte frames)");
     app.add_option("--capacity", o.capacity,
                    "Flow-table capacity (default: flows + lingering + 1/8)");
@@ -491,6 +495,7 @@ int main(int argc, char** argv) {
     wc.frames = o.imix ? FrameMix::imix : FrameMix::min64;
     wc.resp_closes = o.resp_closes;
     wc.http_share = o.http_share;
+    wc.ipv6_share = o.ipv6;
     wc.inflight = std::min<uint32_t>(o.inflight, std::max<uint32_t>(16, wc.flows / 64));
     wc.steady_ns_per_pkt = o.ns_per_pkt;
     wc.seed = o.seed;
@@ -515,7 +520,8 @@ int main(int argc, char** argv) {
         try {
             capacity =
                 o.capacity.empty()
-                    ? uint64_t(wc.flows + wc.flows / 8 + 2 * lingering + 1.5 * half_open + 1024)
+                    ? uint64_t((wc.flows + wc.flows / 8 + 2 * lingering + 1.5 * half_open) *
+                                   (1 + wc.ipv6_share) + 1024)  // an IPv6 flow: two entries
                     : parse_count("--capacity", o.capacity);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());

@@ -18,7 +18,8 @@ constexpr unsigned open_steps = 5;   // SYN, SYN-ACK, ACK, request, response
 constexpr uint16_t server_ports[4] = {80, 443, 8080, 6379};
 constexpr uint16_t tcp_window = 29200;  // PacketBuilder's default
 constexpr unsigned min_frame = 60;      // Ethernet minimum without FCS
-constexpr unsigned hdr_len = 54, syn_hdr_len = 74;
+constexpr unsigned hdr_len = 54, syn_hdr_len = 74;  // IPv4; IPv6 headers are 20 bytes longer
+constexpr unsigned ip6_extra = 20;
 
 constexpr char http_req[] =
     "GET /api/v1/items?id=42 HTTP/1.1\r\nHost: service.internal\r\nUser-Agent: bench\r\n"
@@ -108,7 +109,8 @@ struct Workload::Script {
 };
 
 struct Workload::Templates {
-    std::vector<uint8_t> plain, syn;
+    std::vector<uint8_t> plain, syn;    // Ethernet, IPv4, TCP
+    std::vector<uint8_t> plain6, syn6;  // Ethernet, IPv6, TCP
     std::vector<uint8_t> prefix;  // encapsulation up to the inner IPv4 header (empty: none)
     int outer_ip = -1;            // offset of the outer IPv4 header (VXLAN), else -1
     uint8_t counting[max_frame];
@@ -150,11 +152,16 @@ Workload::Workload(const WorkloadConfig& cfg) : cfg_(cfg), rng_(mix64(cfg.seed ^
     cfg_.inflight = std::max(1u, std::min(cfg_.inflight, std::max(1u, cfg_.flows / 4)));
     slots_ = std::make_unique<Slot[]>(cfg_.flows);
     if (cfg_.vlan > 4094) throw std::invalid_argument("vlan must be between 1 and 4094");
+    if (!(cfg_.ipv6_share >= 0 && cfg_.ipv6_share <= 1))
+        throw std::invalid_argument("ipv6 share must be between 0 and 1");
+    v6_below_ = cfg_.ipv6_share >= 1 ? UINT64_MAX
+                                     : static_cast<uint64_t>(cfg_.ipv6_share * 0x1.0p64);
     if (cfg_.vxlan_vni < -1 || cfg_.vxlan_vni > 0xffffff)
         throw std::invalid_argument("vxlan VNI must be between 0 and 16777215");
     if (!(cfg_.loss >= 0 && cfg_.loss < 1)) throw std::invalid_argument("loss must be in [0, 1)");
     if (cfg_.frames == FrameMix::fixed &&
-        cfg_.payload > max_frame - hdr_len - (cfg_.vlan ? 4 : 0) - (cfg_.vxlan_vni >= 0 ? 50 : 0))
+        cfg_.payload > max_frame - hdr_len - (cfg_.vlan ? 4 : 0) - (cfg_.vxlan_vni >= 0 ? 50 : 0) -
+                           (cfg_.ipv6_share > 0 ? ip6_extra : 0))
         throw std::invalid_argument("payload does not fit a 1514-byte frame (1518 with FCS)");
     for (uint32_t s = 0; s < cfg_.flows; s++) slots_[s] = Slot{0, 0, 0, 1, 0, 0, {}};
     if (cfg_.skew_ns > 0) {
@@ -176,7 +183,14 @@ Workload::Workload(const WorkloadConfig& cfg) : cfg_(cfg), rng_(mix64(cfg.seed ^
                  .ipv4(pb::ip4(0, 0, 0, 0), pb::ip4(0, 0, 0, 0))
                  .tcp({.flags = pb::tcpf::syn, .options = pb::syn_options(7)})
                  .build();
-    if (t->plain.size() != hdr_len || t->syn.size() != syn_hdr_len)
+    t->plain6 = pb::PacketBuilder().eth().ipv6(pb::Ip6{}, pb::Ip6{}).tcp({}).build();
+    t->syn6 = pb::PacketBuilder()
+                  .eth()
+                  .ipv6(pb::Ip6{}, pb::Ip6{})
+                  .tcp({.flags = pb::tcpf::syn, .options = pb::syn_options(7)})
+                  .build();
+    if (t->plain.size() != hdr_len || t->syn.size() != syn_hdr_len ||
+        t->plain6.size() != hdr_len + ip6_extra || t->syn6.size() != syn_hdr_len + ip6_extra)
         throw std::logic_error("PacketBuilder templates have unexpected sizes");
     for (unsigned i = 0; i < max_frame; i++) t->counting[i] = static_cast<uint8_t>('a' + i % 26);
     if (cfg_.vlan || cfg_.vxlan_vni >= 0) {
@@ -247,7 +261,7 @@ void Workload::open_descs(uint32_t slot, uint16_t gen, Desc* out, unsigned& n, u
         const uint64_t r = flow_rand(slot, gen, cfg_.worker, 3);
         p1 = static_cast<uint16_t>(80 + r % 300);
         p2 = static_cast<uint16_t>(((r >> 32) % 3 == 0 ? 1500 - 4 - hdr_len : 576 - 4 - hdr_len) -
-                                   enc_off_);
+                                   enc_off_ - (is_v6(slot, gen) ? ip6_extra : 0));
     }
     const uint8_t creq = http ? 1 : 0, cresp = http ? 2 : 0;
     using namespace tcp_flag;
@@ -479,14 +493,21 @@ unsigned Workload::next(uint8_t* frame, uint64_t& ts_us) noexcept {
     return write(d, frame);
 }
 
+bool Workload::is_v6(uint32_t slot, uint16_t gen) const noexcept {
+    return v6_below_ != 0 && flow_rand(slot, gen, cfg_.worker, 6) < v6_below_;
+}
+
 namespace {
 struct Endpoints {
     uint8_t cip[4], sip[4];
     uint16_t cport, sport;
+    bool v6;
+    uint8_t cip6[16], sip6[16];  // v6: 2001:db8:<10+worker>::<slot>, 2001:db8:ac10::<server>
 };
-inline Endpoints endpoints(uint32_t slot, uint16_t gen, uint8_t worker) noexcept {
+inline Endpoints endpoints(uint32_t slot, uint16_t gen, uint8_t worker, bool v6) noexcept {
     const uint64_t h = flow_rand(slot, gen, worker, 4);
     Endpoints e{};
+    e.v6 = v6;
     e.cip[0] = static_cast<uint8_t>(10 + worker);
     e.cip[1] = static_cast<uint8_t>(slot >> 16);
     e.cip[2] = static_cast<uint8_t>(slot >> 8);
@@ -498,26 +519,46 @@ inline Endpoints endpoints(uint32_t slot, uint16_t gen, uint8_t worker) noexcept
     // A new client port per generation: 64000 generations of one slot before a tuple repeats.
     e.cport = static_cast<uint16_t>(1024 + (gen + (slot & 0xffff)) % 64000);
     e.sport = server_ports[(h >> 24) & 3];
+    if (v6) {
+        static constexpr uint8_t net[4] = {0x20, 0x01, 0x0d, 0xb8};
+        std::memcpy(e.cip6, net, 4);
+        std::memcpy(e.sip6, net, 4);
+        e.cip6[5] = e.cip[0];
+        std::memcpy(e.cip6 + 13, e.cip + 1, 3);
+        e.sip6[4] = 0xac;
+        e.sip6[5] = 0x10;
+        std::memcpy(e.sip6 + 13, e.sip + 1, 3);
+    }
     return e;
 }
 }  // namespace
 
 unsigned Workload::write(const Desc& d, uint8_t* frame) const noexcept {
     const Templates& t = *tpl_;
-    const unsigned hl = d.syn_opts ? syn_hdr_len : hdr_len;
+    const Endpoints e = endpoints(d.slot, d.gen, cfg_.worker, is_v6(d.slot, d.gen));
+    const unsigned l3 = e.v6 ? 40 : 20;
+    const unsigned hl = (d.syn_opts ? syn_hdr_len : hdr_len) + (e.v6 ? ip6_extra : 0);
     uint8_t* f = frame + enc_off_;  // the inner Ethernet frame
-    std::memcpy(f, d.syn_opts ? t.syn.data() : t.plain.data(), hl);
-    const Endpoints e = endpoints(d.slot, d.gen, cfg_.worker);
-    const uint8_t* src = d.from_client ? e.cip : e.sip;
-    const uint8_t* dst = d.from_client ? e.sip : e.cip;
+    std::memcpy(f, e.v6 ? (d.syn_opts ? t.syn6.data() : t.plain6.data())
+                        : (d.syn_opts ? t.syn.data() : t.plain.data()),
+                hl);
+    const unsigned alen = e.v6 ? 16 : 4;
+    const uint8_t* src = e.v6 ? (d.from_client ? e.cip6 : e.sip6) : (d.from_client ? e.cip : e.sip);
+    const uint8_t* dst = e.v6 ? (d.from_client ? e.sip6 : e.cip6) : (d.from_client ? e.sip : e.cip);
     uint8_t* ip = f + 14;
-    uint8_t* tcp = f + 34;
-    const unsigned tcp_len = hl - 34 + d.payload;
-    put16(ip + 2, 20 + tcp_len);
-    std::memcpy(ip + 12, src, 4);
-    std::memcpy(ip + 16, dst, 4);
-    put16(ip + 10, 0);
-    put16(ip + 10, fold(sum16(ip, 20)));
+    uint8_t* tcp = ip + l3;
+    const unsigned tcp_len = hl - 14 - l3 + d.payload;
+    if (e.v6) {
+        put16(ip + 4, tcp_len);
+        std::memcpy(ip + 8, src, 16);
+        std::memcpy(ip + 24, dst, 16);
+    } else {
+        put16(ip + 2, 20 + tcp_len);
+        std::memcpy(ip + 12, src, 4);
+        std::memcpy(ip + 16, dst, 4);
+        put16(ip + 10, 0);
+        put16(ip + 10, fold(sum16(ip, 20)));
+    }
     put16(tcp, d.from_client ? e.cport : e.sport);
     put16(tcp + 2, d.from_client ? e.sport : e.cport);
     put32(tcp + 4, d.seq);
@@ -532,13 +573,14 @@ unsigned Workload::write(const Desc& d, uint8_t* frame) const noexcept {
         std::memcpy(pl + tl, t.counting + tl, d.payload - tl);
     }
     put16(tcp + 16, 0);
-    uint32_t acc = sum16(src, 4);
-    acc = sum16(dst, 4, acc);
+    uint32_t acc = sum16(src, alen);
+    acc = sum16(dst, alen, acc);
     acc += 6 + tcp_len;
     put16(tcp + 16, fold(sum16(tcp, tcp_len, acc)));
     unsigned len = enc_off_ + hl + d.payload;
     if (enc_off_) {
         std::memcpy(frame, t.prefix.data(), t.prefix.size());  // ends with the inner Ethernet
+        if (e.v6) put16(frame + t.prefix.size() - 2, 0x86dd);  // its (or the tag's) EtherType
         if (t.outer_ip >= 0) {
             uint8_t* oip = frame + t.outer_ip;
             put16(oip + 2, len - static_cast<unsigned>(t.outer_ip));
@@ -561,7 +603,7 @@ unsigned Workload::write(const Desc& d, uint8_t* frame) const noexcept {
 }
 
 std::vector<uint8_t> Workload::reference(const Desc& d) const {
-    const Endpoints e = endpoints(d.slot, d.gen, cfg_.worker);
+    const Endpoints e = endpoints(d.slot, d.gen, cfg_.worker, is_v6(d.slot, d.gen));
     const uint8_t* src = d.from_client ? e.cip : e.sip;
     const uint8_t* dst = d.from_client ? e.sip : e.cip;
     pb::TcpSpec ts;
@@ -573,6 +615,12 @@ std::vector<uint8_t> Workload::reference(const Desc& d) const {
     ts.window = tcp_window;
     if (d.syn_opts) ts.options = pb::syn_options(7);
     ts.payload = d.payload;
+    if (e.v6) {
+        pb::Ip6 s6, d6;
+        std::memcpy(s6.data(), d.from_client ? e.cip6 : e.sip6, 16);
+        std::memcpy(d6.data(), d.from_client ? e.sip6 : e.cip6, 16);
+        return encapsulated(pb::PacketBuilder(), cfg_).ipv6(s6, d6).tcp(ts).pad_to(min_frame).build();
+    }
     return encapsulated(pb::PacketBuilder(), cfg_)
         .ipv4(pb::ip4(src[0], src[1], src[2], src[3]), pb::ip4(dst[0], dst[1], dst[2], dst[3]))
         .tcp(ts)
@@ -602,8 +650,9 @@ std::string Workload::self_check(WorkloadConfig cfg) {
             return "parser reads other fields than written" + at;
         std::vector<uint8_t> ref = w.reference(d);
         if (ref.size() != len) return "length differs from PacketBuilder's" + at;
-        const unsigned hl = w.enc_off_ + (d.syn_opts ? syn_hdr_len : hdr_len);
-        const unsigned csum = w.enc_off_ + 50, oudp = static_cast<unsigned>(w.tpl_->outer_ip + 20);
+        const unsigned x6 = w.is_v6(d.slot, d.gen) ? ip6_extra : 0;
+        const unsigned hl = w.enc_off_ + (d.syn_opts ? syn_hdr_len : hdr_len) + x6;
+        const unsigned csum = w.enc_off_ + 50 + x6, oudp = static_cast<unsigned>(w.tpl_->outer_ip + 20);
         for (unsigned i = 0; i < len; i++) {
             // Text payloads differ from PacketBuilder's counting pattern, and so the checksum.
             if (d.content != 0 && d.payload > 0 && (i >= hl || i == csum || i == csum + 1))

@@ -66,6 +66,7 @@ struct WorkloadConfig {
     std::array<double, count_of<Pattern>> mix = {25, 35, 3, 5, 5, 15, 7, 5};  // weights
     double resp_closes = 0.5;  // share of FIN/RST closes the responder (server) starts
     double http_share = 0.5;   // share of flows whose first request is HTTP (else no match)
+    double ipv6_share = 0;     // share of flows over IPv6 (2001:db8::/32; the rest IPv4)
     uint64_t seed = 1;
     uint8_t worker = 0;  // address space of this worker's flows (client 10+worker.x.y.z)
     uint32_t warmup_ns_per_pkt = 250;   // packet-time step while opening flows
@@ -191,6 +192,8 @@ private:
     uint64_t lost_pkts_ = 0;
     bool waiting_ = false, last_lifecycle_ = false;
     unsigned enc_off_ = 0;  // encapsulation bytes before the inner Ethernet header's end
+    uint64_t v6_below_ = 0;  // a flow is IPv6 when its draw is below this (ipv6_share * 2^64)
+    bool is_v6(uint32_t slot, uint16_t gen) const noexcept;
     struct Delayed {
         uint64_t release_ns;
         Desc d;

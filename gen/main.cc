@@ -64,6 +64,7 @@ struct GenOptions {
     std::string mix;
     double resp_closes = 0.5;
     double http_share = 0.5;
+    double ipv6 = 0;
     std::string frames = "min64";
     int payload = -1;
     unsigned vlan = 0;
@@ -131,6 +132,8 @@ GenOptions parse(const std::vector<std::string>& args) {
     app.add_option("--resp-closes", o.resp_closes, "Share of FIN/RST closes the responder starts")
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--http-share", o.http_share, "Share of flows whose first request is HTTP")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--ipv6", o.ipv6, "Share of flows over IPv6 (2001:db8::/32; default 0)")
         ->check(CLI::Range(0.0, 1.0));
     app.add_option("--frames", o.frames,
                    "Data segment sizes: min64 (64-byte frames, the worst case) or imix (7:4:1 of "
@@ -211,6 +214,7 @@ int main(int argc, char** argv) {
     wc.inflight = o.inflight;
     wc.resp_closes = o.resp_closes;
     wc.http_share = o.http_share;
+    wc.ipv6_share = o.ipv6;
     wc.seed = o.seed;
     wc.frames = o.frames == "imix" ? FrameMix::imix : FrameMix::min64;
     if (o.payload >= 0) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """closetap-gen -> pcap file -> closetap --pcap: closetap's closes per pattern and initiator
 (metrics and conn log) equal the generator's ground truth exactly, for every close pattern and
-both initiators, and with VLAN, VXLAN, VLAN+VXLAN, skew, IMIX, fixed payloads and loss.
+both initiators, and with VLAN, VXLAN, VLAN+VXLAN, skew, IMIX, fixed payloads, loss and IPv6.
 
 usage: test_gen_pcap.py CLOSETAP_GEN CLOSETAP"""
 import os
@@ -29,6 +29,9 @@ CASES = [
     ('imix in vxlan', ['--imix', '--vxlan', '9', '--seed', '9']),
     ('payload 1000', ['--payload', '1000', '--seed', '10']),
     ('loss 20% of responder data', ['--loss', '0.2', '--seed', '11']),
+    ('ipv6 for half the flows', ['--ipv6', '0.5', '--seed', '12']),
+    ('ipv6 imix in vlan and vxlan', ['--ipv6', '1', '--imix', '--vlan', '7', '--vxlan', '3',
+                                     '--seed', '13']),
 ]
 EQUAL_MIX = ','.join(p + '=1' for p in PATTERNS)
 

@@ -34,6 +34,17 @@ TEST(WorkloadEncap, FramesMatchPacketBuilder) {
     c.payload = 1000;
     c.vxlan_vni = 1;
     EXPECT_EQ(Workload::self_check(c), "") << "fixed payload in vxlan";
+    // IPv6 flows (half, then all), plain and in each encapsulation, IMIX at the MTU.
+    for (double share : {0.5, 1.0}) {
+        c = small();
+        c.ipv6_share = share;
+        EXPECT_EQ(Workload::self_check(c), "") << "ipv6 " << share;
+        c.vlan = 7;
+        EXPECT_EQ(Workload::self_check(c), "") << "ipv6 in vlan " << share;
+        c.vxlan_vni = 99;
+        c.frames = FrameMix::imix;
+        EXPECT_EQ(Workload::self_check(c), "") << "ipv6 imix in vlan + vxlan " << share;
+    }
 }
 
 TEST(WorkloadEncap, ImixFrameSizesIncludeTheEncapsulation) {
