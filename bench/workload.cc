@@ -216,14 +216,16 @@ uint64_t Workload::rnd() noexcept {
     return static_cast<uint64_t>(m >> 64) ^ static_cast<uint64_t>(m);
 }
 
-uint16_t Workload::data_payload() noexcept {
+uint16_t Workload::data_payload(bool v6) noexcept {
     if (cfg_.frames == FrameMix::fixed) return cfg_.payload;
     if (cfg_.frames == FrameMix::imix) {
         // Simple IMIX 7:4:1 of 64, 576 and 1500-byte frames (with FCS).
         uint32_t r = below(12);
-        // Sizes are of the frame on the wire: an encapsulation takes its bytes from the payload.
-        if (r >= 11) return static_cast<uint16_t>(1500 - 4 - hdr_len - enc_off_);
-        if (r >= 7) return static_cast<uint16_t>(576 - 4 - hdr_len - enc_off_);
+        // Sizes are of the frame on the wire: an encapsulation, and IPv6's longer header, take
+        // their bytes from the payload.
+        const unsigned over = hdr_len + enc_off_ + (v6 ? ip6_extra : 0);
+        if (r >= 11) return static_cast<uint16_t>(1500 - 4 - over);
+        if (r >= 7) return static_cast<uint16_t>(576 - 4 - over);
     }
     return static_cast<uint16_t>(below(7));  // 0-6 bytes: a 64-byte frame
 }
@@ -411,7 +413,7 @@ bool Workload::next_desc(Desc& d, bool& lifecycle) noexcept {
             const uint32_t cnext = static_cast<uint32_t>(h) + 1 + sl.c_off;
             const uint32_t snext = static_cast<uint32_t>(h >> 32) + 1 + sl.s_off;
             const bool client = rnd() & 1;
-            const uint16_t len = data_payload();
+            const uint16_t len = data_payload(is_v6(slot, sl.gen));
             const uint8_t flags = static_cast<uint8_t>(tcp_flag::ack | (len ? tcp_flag::psh : 0));
             d = {slot,
                  sl.gen,

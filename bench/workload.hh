@@ -164,7 +164,7 @@ private:
     uint64_t rnd() noexcept;
     uint32_t below(uint32_t n) noexcept { return static_cast<uint32_t>((rnd() >> 32) * n >> 32); }
     double unit() noexcept { return static_cast<double>(rnd() >> 11) * 0x1.0p-53; }
-    uint16_t data_payload() noexcept;
+    uint16_t data_payload(bool v6) noexcept;
     uint16_t first_payload() noexcept;
     Pattern draw_pattern() noexcept;
 
