@@ -16,6 +16,10 @@
 
 namespace closetap {
 
+// ::ffff:0:0/96, the form an IPv4 address takes in a FlowKey (its 4 bytes at 12..15).
+inline constexpr std::array<uint8_t, 16> ipv4_mapped = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                        0, 0, 0xff, 0xff, 0, 0, 0, 0};
+
 struct FlowKey {
     std::array<uint8_t, 16> addr[2];  // IPv4 as IPv4-mapped IPv6
     uint16_t port[2];

@@ -82,7 +82,7 @@ FlowKey FlowTable::key_of(const FlowEntry& e) const noexcept {
         return k;
     }
     for (unsigned i = 0; i < 2; i++) {
-        k.addr[i] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        k.addr[i] = ipv4_mapped;
         std::memcpy(k.addr[i].data() + 12, &e.a[i], 4);
     }
     return k;

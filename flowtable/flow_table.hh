@@ -280,8 +280,9 @@ private:
         uint32_t ports;
         bool v6;
     };
-    static constexpr uint32_t mapped_word = 0xffff0000u;  // ::ffff:0:0/96 bytes 8..11, read LE
-    static_assert(std::endian::native == std::endian::little, "mapped_word reads bytes as LE");
+    // Bytes 8..11 of ipv4_mapped as one word.
+    static constexpr uint32_t mapped_word = std::bit_cast<uint32_t>(
+        std::array<uint8_t, 4>{ipv4_mapped[8], ipv4_mapped[9], ipv4_mapped[10], ipv4_mapped[11]});
     static Probe probe_of(const FlowKey& key, uint32_t hash) noexcept {
         Probe p;
         std::memcpy(&p.ports, key.port, 4);

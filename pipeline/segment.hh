@@ -54,14 +54,12 @@ inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us,
                               uint16_t& payload_caplen) noexcept {
     PlainTcp4 v;
     if (!plain_ipv4_tcp(d, caplen, v)) return false;
-    static constexpr std::array<uint8_t, 16> mapped = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                       0, 0, 0xff, 0xff, 0, 0, 0, 0};
     const uint8_t* t = v.tcp;
     const uint32_t sa = be32(v.ip + 12), da = be32(v.ip + 16);
     const uint16_t sp = be16(t), dp = be16(t + 2);
     const bool swap = sa != da ? sa > da : sp > dp;
-    key.addr[0] = mapped;
-    key.addr[1] = mapped;
+    key.addr[0] = ipv4_mapped;
+    key.addr[1] = ipv4_mapped;
     std::memcpy(key.addr[0].data() + 12, v.ip + (swap ? 16 : 12), 4);
     std::memcpy(key.addr[1].data() + 12, v.ip + (swap ? 12 : 16), 4);
     key.port[0] = swap ? dp : sp;
