@@ -110,10 +110,20 @@ inline constexpr uint8_t ece = 0x40;
 inline constexpr uint8_t cwr = 0x80;
 }  // namespace tcp_flag
 
+// Packet time, microseconds since the epoch, as the flow table keeps it: 52 bits (TcpConn's
+// last_ts_), which reaches the year 2112. A capture can claim any time at all (pcapng stores
+// 64-bit timestamps in units of its own choosing; net_pcap multiplies the seconds by 10^6 in 64
+// bits): its times are clamped to this range where they enter (pipeline/worker.cc), so a
+// nonsense timestamp is one far in the future rather than one that wraps and runs backwards.
+inline constexpr uint64_t max_packet_ts_us = (uint64_t{1} << 52) - 1;
+constexpr uint64_t packet_time(uint64_t ts_us) noexcept {
+    return ts_us < max_packet_ts_us ? ts_us : max_packet_ts_us;
+}
+
 // One TCP segment as the close machine sees it: already parsed, direction resolved against the
 // flow key. `dir` 0 is the key's first endpoint sending, 1 the second (flowtable/flow_key.hh).
 struct TcpSegment {
-    uint64_t ts_us;        // capture time, microseconds since the epoch
+    uint64_t ts_us;        // capture time, microseconds since the epoch (<= max_packet_ts_us)
     uint32_t seq;
     uint32_t ack;
     uint32_t payload_len;  // TCP payload bytes in this segment (as on the wire, not captured)

@@ -117,7 +117,7 @@ inline void parse_one(Worker& w, Stage& s, unsigned i, uint64_t* rx_bytes) noexc
     rte_mbuf* m = s.pkts[i];
     const WorkerQueue& q = w.queues[s.queue[i]];
     rx_bytes[q.slot] += rte_pktmbuf_pkt_len(m);
-    if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) s.ts[i] = mbuf_ts(w, m);
+    if (q.ts_from_mbuf && (m->ol_flags & w.ts.flag)) s.ts[i] = packet_time(mbuf_ts(w, m));
 
     const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
     uint16_t payload_offset = 0;

@@ -4,6 +4,7 @@
 Bad arguments and unreadable inputs end with exactly one line on stderr naming the problem and a
 non-zero exit, before EAL starts. Malformed packets are counted by reason and never crash.
 """
+import json
 import os
 import struct
 import subprocess
@@ -133,6 +134,24 @@ class BadPackets(unittest.TestCase):
             p = run("--pcap", path, "--conn-log", log, "--quiet")
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(open(log).read(), "")
+
+    def test_timestamps_beyond_the_table_range(self):
+        # A pcapng (64-bit timestamps) with packets dated 2^56 us and 2^63 us among ones of 2024:
+        # packet times are clamped to the table's 52 bits (flowtable/conn_types.hh packet_time),
+        # so no record's end comes before its start and every packet is in one record.
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz",
+                            "regressions", "fuzz_pcap", "timestamps_beyond_52_bits")
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, "c.jsonl")
+            p = run("--pcap", path, "--conn-log", log, "--quiet")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            records = [json.loads(l) for l in open(log)]
+            self.assertEqual(sum(r["orig_pkts"] + r["resp_pkts"] for r in records), 8)
+            for r in records:
+                self.assertGreaterEqual(r["duration"], 0, r)
+                self.assertLessEqual(r["ts"] + r["duration"], (2**52 - 1) / 1e6 + 1e-6, r)
+                if r["teardown_s"] is not None:
+                    self.assertLessEqual(r["teardown_s"], r["duration"], r)
 
 
 if __name__ == "__main__":

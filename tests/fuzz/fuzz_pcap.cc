@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         packets++;
         st.rx_packets[0].add();
         st.rx_bytes[0].add(h->len);
-        const uint64_t ts = uint64_t(h->ts.tv_sec) * 1000000u + uint64_t(h->ts.tv_usec);
+        // As the worker takes it from net_pcap's timestamp (pipeline/worker.cc parse_one).
+        const uint64_t ts = packet_time(uint64_t(h->ts.tv_sec) * 1000000u + uint64_t(h->ts.tv_usec));
         if (ts > now_us) now_us = ts;
         ParsedPacket pp;
         ParseError perr = ParseError::count_;
