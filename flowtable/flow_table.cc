@@ -23,6 +23,8 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
     // At most one closing record per flow; handles are slot + 1 and wave_none is reserved.
     if (wave_pool == wave_pool_auto) wave_pool = std::min(capacity, wave_pool_default_max);
     waves_ = WavePool(std::min(wave_pool, capacity));
+    attempt_mask_ = std::bit_floor(std::max(capacity / 4, 1u)) - 1;
+    attempts_ = ZeroedArray<uint32_t>(attempt_mask_ + 1);
 }
 
 uint32_t FlowTable::buckets_for(uint32_t capacity) noexcept {
@@ -192,12 +194,30 @@ uint32_t FlowTable::oldest_attempt(uint32_t hash, uint32_t cand) noexcept {
     bool room = false;
     for (uint32_t b : bs)
         for (unsigned s = 0; s < bucket_slots; s++) room |= buckets_[b].sig[s] == 0;
+    if (!room) {
+        // Both full: the cuckoo step insert() would take, taken now, makes room for the key
+        // (a slot stays free), so the victim can be an attempt anywhere.
+        Bucket* target = nullptr;
+        int slot = -1;
+        room = make_room(hash, target, slot);
+    }
     if (!room) return cand;
     uint32_t best = no_entry;
     uint64_t best_ts = UINT64_MAX;
     if (victim_class(entries_[cand]) == EvictVictim::attempt) {
         best = cand;
         best_ts = entries_[cand].conn.first_ts_us();
+    }
+    // The ring's oldest attempt still in the table, unless `cand` is older (then the ring keeps
+    // it for the next eviction).
+    for (unsigned n = 0; n < attempt_ring_pops && attempt_head_ != attempt_tail_; n++) {
+        const uint32_t i = attempts_[attempt_head_ & attempt_mask_];
+        if (is_attempt(i)) {
+            if (entries_[i].conn.first_ts_us() >= best_ts) return best;
+            attempt_head_++;
+            return i;
+        }
+        attempt_head_++;
     }
     unsigned found = 0;
     for (unsigned n = 0; n < attempt_probes && found < attempt_pick; n++) {

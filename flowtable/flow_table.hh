@@ -115,7 +115,8 @@ public:
     // Memory the table reserved at start-up (it never grows): the parts that scale with the
     // capacity (buckets, entries), and the fixed-size teardown-wave pool.
     uint64_t bytes_per_capacity() const noexcept {
-        return uint64_t{nbuckets_} * sizeof(Bucket) + uint64_t{capacity_} * sizeof(FlowEntry);
+        return uint64_t{nbuckets_} * sizeof(Bucket) + uint64_t{capacity_} * sizeof(FlowEntry) +
+               uint64_t{attempt_mask_ + 1} * sizeof(uint32_t);
     }
     uint64_t bytes_fixed() const noexcept { return waves_.bytes(); }
     // Buckets for a capacity: 8 slots each, 4/3 slots per entry (flow_table.cc).
@@ -418,11 +419,34 @@ private:
         return e.conn.timeout_class() == TimeoutClass::syn_sent ? EvictVictim::attempt
                                                                 : EvictVictim::established;
     }
-    // Table full: the oldest attempt (by first SYN) among `cand` and up to `attempt_probes`
-    // random entries (stopping at `attempt_pick` attempts found); `cand` when none is found or
-    // the key's buckets have no room for it once another entry is released.
+    // Table full: the oldest attempt (by first SYN) the attempts ring holds, or failing that,
+    // the oldest among `cand` and up to `attempt_probes` random entries (stopping at
+    // `attempt_pick` attempts found); `cand` when none is found, when `cand` is an older
+    // attempt, or when the key's buckets have no room for it once another entry is released.
     static constexpr unsigned attempt_probes = 32, attempt_pick = 4;
+    // Ring entries looked at per eviction: those no longer attempts (answered, ended, reused)
+    // are dropped on the way, each once, so the work is bounded and amortized per attempt.
+    static constexpr unsigned attempt_ring_pops = 32;
     uint32_t oldest_attempt(uint32_t hash, uint32_t cand) noexcept;
+    // Every connection that starts as an attempt (a SYN) enters the attempts ring, in packet
+    // order; a full ring forgets its oldest (the random probes can still find those). Each entry
+    // also drops up to two at the head that are no longer attempts (most SYNs are answered
+    // within a round trip), so the ring's head stays at the oldest attempt still waiting and
+    // an eviction finds it at once. Those heads were SYNs of a moment ago: their entries are
+    // usually still in cache.
+    bool is_attempt(uint32_t i) const noexcept {
+        return is_conn(entries_[i]) && victim_class(entries_[i]) == EvictVictim::attempt;
+    }
+    void note_start(uint32_t idx) noexcept {
+        if (victim_class(entries_[idx]) != EvictVictim::attempt) return;
+        for (unsigned n = 0; n < 2 && attempt_head_ != attempt_tail_ &&
+                             !is_attempt(attempts_[attempt_head_ & attempt_mask_]);
+             n++)
+            attempt_head_++;
+        attempts_[attempt_tail_++ & attempt_mask_] = idx;
+        if (attempt_tail_ - attempt_head_ > uint64_t{attempt_mask_} + 1)
+            attempt_head_ = attempt_tail_ - (uint64_t{attempt_mask_} + 1);
+    }
     // Frees one connection for `key` by the eviction policy; false when there is none.
     template <typename Sink> bool evict_for(uint32_t hash, bool v6, Sink& sink) noexcept;
     // The teardown ladder's hook: established flows (handle 0) pay this one branch on a segment
@@ -449,6 +473,10 @@ private:
     uint64_t paced_us_ = 0;       // sweep(): packet time of its last call
     uint64_t credit_ = 0;         // sweep(): buckets owed, times sweep_pass_us
     uint64_t probe_rng_ = 0x853c49e6748fea9bull;  // oldest_attempt's probe sequence (LCG)
+    // The attempts ring (note_start): entry indices, [head, tail) of a power of two between
+    // capacity/8 and capacity/4 (at most a byte per entry of capacity).
+    uint32_t attempt_mask_ = 0;
+    uint64_t attempt_head_ = 0, attempt_tail_ = 0;
     FlowTimeouts timeouts_;
     // The fast path's due, ahead of the packet: the established timeout rounded up to a tick,
     // at most max_due_ahead - 1 ticks (constructor).
@@ -459,6 +487,7 @@ private:
     ZeroedArray<Bucket> buckets_;
     ZeroedArray<FlowEntry> entries_;
     WavePool waves_;
+    ZeroedArray<uint32_t> attempts_;
 };
 
 template <typename Sink>
@@ -549,6 +578,7 @@ FlowEntry* FlowTable::process_slow(const FlowKey& key, uint32_t hash, const TcpS
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
+            note_start(idx);
         } else if (e->conn.update_slow(seg) == TcpConn::Verdict::reuse) {
             // (update() would have tried fast_update first: e->fast said it cannot apply.)
             end(idx, EndCause::reused, sink);
@@ -556,6 +586,7 @@ FlowEntry* FlowTable::process_slow(const FlowKey& key, uint32_t hash, const TcpS
             e->app = 0;
             e->app_tried = 0;
             e->conn.start(seg);
+            note_start(idx);
         }
     } else {
         uint32_t idx = insert_or_evict(key, hash, at, sink);
@@ -563,6 +594,7 @@ FlowEntry* FlowTable::process_slow(const FlowKey& key, uint32_t hash, const TcpS
         e = &entries_[idx];
         counters_.created++;
         e->conn.start(seg);
+        note_start(idx);
     }
     e->fast = e->conn.fast_mask();
     note_wave(*e, seg);
