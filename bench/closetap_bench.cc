@@ -51,6 +51,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/workload.hh"
+#include "bench/workload_flags.hh"
 #include "exporters/conn_log.hh"
 #include "pipeline/eal.hh"
 #include "pipeline/port.hh"
@@ -70,14 +71,9 @@ struct BenchOptions {
     unsigned runs = 5;
     unsigned burst = 32;
     double churn = -1;  // < 0: auto
-    unsigned inflight = 1024;
-    std::string mix;
-    double resp_closes = 0.5;
-    double http_share = 0.5;
-    double ipv6 = 0;
+    WorkloadFlags wl;  // --inflight, --mix, --resp-closes, --http-share, --ipv6, --seed
     bool imix = false;
     std::string capacity;
-    uint64_t seed = 1;
     std::string signatures;
     unsigned ns_per_pkt = 1000;
     std::string lcores;  // EAL --lcores map, e.g. 0@1,1@0 (worker on CPU 0)
@@ -435,22 +431,10 @@ int main(int argc, char** argv) {
                    "Share of measured packets that open or close a flow (default: 0.2, lowered for "
                    "small tables so closed flows lingering 5 s stay below flows/8)")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--inflight", o.inflight, "Open/close lifecycles interleaved at once")
-        ->check(CLI::Range(1u, 1u << 20));
-    app.add_option("--mix", o.mix,
-                   "Close mix, weights: fin_4way=25,fin_3way=35,fin_simultaneous=3,fin_one_side=5,"
-                   "fin_rst=5,rst=15,rejected=7,no_answer=5 (the default)");
-    app.add_option("--resp-closes", o.resp_closes, "Share of FIN/RST closes started by the server")
-        ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--http-share", o.http_share, "Share of flows whose first request is HTTP")
-        ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--ipv6", o.ipv6,
-                   "Share of flows over IPv6 (default 0); each takes two flow-table entries")
-        ->check(CLI::Range(0.0, 1.0));
+    add_workload_flags(app, o.wl);
     app.add_flag("--imix", o.imix, "Data frames 64/576/1500 bytes 7:4:1 (default: 64-byte frames)");
     app.add_option("--capacity", o.capacity,
                    "Flow-table capacity (default: flows + lingering + 1/8)");
-    app.add_option("--seed", o.seed, "Workload seed");
     app.add_option("--signatures", o.signatures, "Application signatures ('none': no classifier)");
     app.add_option("--ns-per-pkt", o.ns_per_pkt, "Packet time per measured packet, ns")
         ->check(CLI::Range(1u, 1000000u));
@@ -487,18 +471,14 @@ int main(int argc, char** argv) {
             o.window.empty() ? (o.imix ? 1'000'000 : 4'000'000) : parse_count("--window", o.window);
         if (window < o.burst || window > 64'000'000)
             throw std::invalid_argument("--window: between the burst and 64M");
-        if (!o.mix.empty()) wc.mix = parse_mix(o.mix);
+        apply_workload_flags(o.wl, wc);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "closetap-bench: error: %s\n", e.what());
         return 2;
     }
     wc.frames = o.imix ? FrameMix::imix : FrameMix::min64;
-    wc.resp_closes = o.resp_closes;
-    wc.http_share = o.http_share;
-    wc.ipv6_share = o.ipv6;
-    wc.inflight = std::min<uint32_t>(o.inflight, std::max<uint32_t>(16, wc.flows / 64));
+    wc.inflight = std::min<uint32_t>(wc.inflight, std::max<uint32_t>(16, wc.flows / 64));
     wc.steady_ns_per_pkt = o.ns_per_pkt;
-    wc.seed = o.seed;
     const FlowTimeouts timeouts;
     const double linger_s = static_cast<double>(timeouts.of(TimeoutClass::closed)) / 1e6;
     {

@@ -116,8 +116,8 @@ struct Workload::Templates {
     uint8_t counting[max_frame];
 };
 
-std::array<double, count_of<Pattern>> parse_mix(const std::string& text) {
-    std::array<double, count_of<Pattern>> w{};
+std::array<double, pattern_count> parse_mix(const std::string& text) {
+    std::array<double, pattern_count> w{};
     size_t at = 0;
     while (at <= text.size()) {
         size_t end = text.find(',', at);
@@ -130,8 +130,8 @@ std::array<double, count_of<Pattern>> parse_mix(const std::string& text) {
             throw std::invalid_argument("--mix: '" + item + "' is not NAME=WEIGHT");
         std::string name = item.substr(0, eq);
         size_t i = 0;
-        while (i < pattern_names.size() && name != pattern_names[i]) i++;
-        if (i == pattern_names.size())
+        while (i < pattern_count && name != close_names[i]) i++;
+        if (i == pattern_count)
             throw std::invalid_argument("--mix: unknown close pattern '" + name + "'");
         try {
             w[i] = std::stod(item.substr(eq + 1));
@@ -238,7 +238,7 @@ Pattern Workload::draw_pattern() noexcept {
 }
 
 double Workload::mean_script_packets() const noexcept {
-    static constexpr double len[count_of<Pattern>] = {4 + 5, 3 + 5, 4 + 5, 2 + 5,
+    static constexpr double len[pattern_count] = {4 + 5, 3 + 5, 4 + 5, 2 + 5,
                                                       2 + 5, 1 + 5, 2,     1};
     double total = 0, acc = 0;
     for (size_t i = 0; i < std::size(len); i++) {

@@ -38,22 +38,10 @@
 
 namespace closetap::bench {
 
-// Close patterns of SPEC section 2 the workload can produce (`none` is what flows still open at
-// the end get).
-enum class Pattern : uint8_t {
-    fin_4way,
-    fin_3way,
-    fin_simultaneous,
-    fin_one_side,
-    fin_rst,
-    rst,
-    rejected,
-    no_answer,
-    count_
-};
-inline constexpr std::array<const char*, count_of<Pattern>> pattern_names = {
-    "fin_4way", "fin_3way", "fin_simultaneous", "fin_one_side",
-    "fin_rst",  "rst",      "rejected",         "no_answer"};
+// The close patterns of SPEC section 2 the workload produces: every Close before `none` (what
+// flows still open at the end get), in Close's order, so a pattern is the Close it must end as.
+using Pattern = Close;
+inline constexpr size_t pattern_count = static_cast<size_t>(Close::none);
 
 enum class FrameMix : uint8_t { min64, imix, fixed };  // fixed: every data segment `payload`
 
@@ -63,7 +51,7 @@ struct WorkloadConfig {
     uint32_t inflight = 1024;    // lifecycle scripts interleaved at once
     FrameMix frames = FrameMix::min64;
     uint16_t payload = 0;  // data segment payload bytes with FrameMix::fixed
-    std::array<double, count_of<Pattern>> mix = {25, 35, 3, 5, 5, 15, 7, 5};  // weights
+    std::array<double, pattern_count> mix = {25, 35, 3, 5, 5, 15, 7, 5};  // weights
     double resp_closes = 0.5;  // share of FIN/RST closes the responder (server) starts
     double http_share = 0.5;   // share of flows whose first request is HTTP (else no match)
     double ipv6_share = 0;     // share of flows over IPv6 (2001:db8::/32; the rest IPv4)
@@ -81,7 +69,7 @@ struct WorkloadConfig {
 
 // Parses "fin_4way=25,rst=10,..." (weights; patterns not named get 0). Throws
 // std::invalid_argument naming the bad item.
-std::array<double, count_of<Pattern>> parse_mix(const std::string& text);
+std::array<double, pattern_count> parse_mix(const std::string& text);
 
 class Workload {
 public:
@@ -182,7 +170,7 @@ private:
     std::unique_ptr<Script[]> scripts_;
     uint32_t nscripts_ = 0;
     uint32_t next_script_ = 0;  // round-robin cursor over the scripts in flight
-    std::array<double, count_of<Pattern>> cdf_{};
+    std::array<double, pattern_count> cdf_{};
     Phase phase_ = Phase::warmup;
     uint64_t rng_;
     uint64_t t_ns_ = 1'700'000'000ull * 1'000'000'000ull;  // 2023-11-14, epoch ns

@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/workload.hh"
+#include "bench/workload_flags.hh"
 #include "pipeline/eal.hh"
 #include "pipeline/options.hh"
 
@@ -59,12 +60,8 @@ struct GenOptions {
     double warmup_rate = 0;  // the warm-up's own rate (0: --rate)
     double new_flows_per_sec = -1;
     double churn = -1;
-    unsigned inflight = 1024;
+    WorkloadFlags wl;  // --inflight, --mix, --resp-closes, --http-share, --ipv6, --seed
     bool inflight_given = false;
-    std::string mix;
-    double resp_closes = 0.5;
-    double http_share = 0.5;
-    double ipv6 = 0;
     std::string frames = "min64";
     int payload = -1;
     unsigned vlan = 0;
@@ -73,7 +70,6 @@ struct GenOptions {
     double loss = 0;
     double duration_s = 0;
     uint64_t packets = 0;
-    uint64_t seed = 1;
     std::string truth;
     std::string pcap_out;
     std::string port;
@@ -124,17 +120,7 @@ GenOptions parse(const std::vector<std::string>& args) {
                    "Share of steady packets that are lifecycle packets (default 0.2)")
         ->check(CLI::Range(0.0, 1.0))
         ->excludes(nfps);
-    app.add_option("--inflight", o.inflight, "Lifecycles interleaved at once")
-        ->check(CLI::Range(1u, 1u << 20));
-    app.add_option("--mix", o.mix,
-                   "Close pattern weights, e.g. fin_4way=25,fin_3way=35,rst=15 (SPEC section 2; "
-                   "patterns not named get 0)");
-    app.add_option("--resp-closes", o.resp_closes, "Share of FIN/RST closes the responder starts")
-        ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--http-share", o.http_share, "Share of flows whose first request is HTTP")
-        ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--ipv6", o.ipv6, "Share of flows over IPv6 (2001:db8::/32; default 0)")
-        ->check(CLI::Range(0.0, 1.0));
+    add_workload_flags(app, o.wl);
     app.add_option("--frames", o.frames,
                    "Data segment sizes: min64 (64-byte frames, the worst case) or imix (7:4:1 of "
                    "64, 576, 1500 bytes)")
@@ -159,7 +145,6 @@ GenOptions parse(const std::vector<std::string>& args) {
     app.add_option("--packets", o.packets, "Packets of steady traffic (after the warm-up)")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50))
         ->excludes(dur);
-    app.add_option("--seed", o.seed, "Workload seed");
     app.add_option("--truth", o.truth, "Write the ground truth and tx counters here (JSON)");
     app.add_option("--pcap-out", o.pcap_out,
                    "Transmit into this pcap file (net_pcap tx_pcap, --no-huge --no-pci)");
@@ -211,11 +196,6 @@ int main(int argc, char** argv) {
 
     WorkloadConfig wc;
     wc.flows = o.flows;
-    wc.inflight = o.inflight;
-    wc.resp_closes = o.resp_closes;
-    wc.http_share = o.http_share;
-    wc.ipv6_share = o.ipv6;
-    wc.seed = o.seed;
     wc.frames = o.frames == "imix" ? FrameMix::imix : FrameMix::min64;
     if (o.payload >= 0) {
         wc.frames = FrameMix::fixed;
@@ -230,7 +210,7 @@ int main(int argc, char** argv) {
     wc.steady_ns_per_pkt = 0;
     std::vector<std::string> notes;
     try {
-        if (!o.mix.empty()) wc.mix = parse_mix(o.mix);
+        apply_workload_flags(o.wl, wc);
         WorkloadConfig one = wc;
         one.flows = 1;
         const double script_pkts = Workload(one).mean_script_packets();
@@ -471,7 +451,7 @@ int main(int argc, char** argv) {
     j["generator"] = "closetap-gen";
     j["port"] = pname;
     j["flows"] = o.flows;
-    j["seed"] = o.seed;
+    j["seed"] = o.wl.seed;
     j["target_pps"] = o.rate;
     j["warmup_pps"] = o.warmup_rate > 0 ? o.warmup_rate : o.rate;
     j["frames"] = o.payload >= 0 ? "payload=" + std::to_string(o.payload) : o.frames;
