@@ -2,19 +2,20 @@
 // worker owns it). Bucketized two-choice hashing in the style of rte_hash: each key has two
 // candidate buckets of 8 slots holding a 16-bit signature and an entry index, so a lookup reads
 // one or two cache lines of signatures and touches the entry only on a signature match.
-// Entries are 84 bytes (94.7 per flow with the buckets): an IPv4 key is kept in 12 of them,
-// an IPv6 connection takes a second entry for its addresses, and no hash is stored for IPv4.
+// Entries are 84 bytes (95.2-95.7 per flow with the buckets and the attempts ring): an IPv4
+// key is kept in 12 of them, an IPv6 connection takes a second entry for its addresses, and no
+// hash is stored for IPv4.
 //
 // When an insert finds no room (both buckets full, or the entry pool exhausted) it evicts by a
 // stated policy, counted by reason: among the candidates, prefer a connection attempt (SYN sent,
-// nothing from the responder: what a SYN flood fills the table with), then an established flow,
-// and a flow in the middle of a close (FIN/RST seen) last; within a class, the one idle the
-// longest. When the whole table is full, random probes of the entries add attempts to the
-// candidates, and the one whose SYN is oldest goes: an established flow is given up only when no
-// attempt is found, and a SYN flood replaces its own oldest entries rather than the flows it is
-// flooding. Victims are counted by class. Expiry walks the buckets with a cursor, a bounded
-// number per call, and reads an entry only when its slot's due tick says it may have timed out,
-// so housekeeping work per loop is bounded and small.
+// nothing from the responder: what a SYN flood fills the table with), then an established flow, and
+// a flow in the middle of a close (FIN/RST seen) last; within a class, the one idle the longest.
+// When the whole table is full, the oldest attempt in the table goes, found through the attempts
+// ring (every SYN-started connection, in packet order; random probes when the ring has forgotten
+// them): an established flow is given up only when no attempt is found, and a SYN flood replaces
+// its own oldest entries rather than the flows it is flooding. Victims are counted by class. Expiry
+// walks the buckets with a cursor, a bounded number per call, and reads an entry only when its
+// slot's due tick says it may have timed out, so housekeeping work per loop is bounded and small.
 #pragma once
 
 #include <algorithm>
@@ -55,11 +56,12 @@ inline void prefetch_line(const void* p) noexcept {
 enum class EvictReason : uint8_t { bucket_full, table_full, count_ };
 inline constexpr std::array<std::string_view, 2> evict_reason_names = {"bucket_full", "table_full"};
 
-// A table entry: 84 bytes, with the buckets 94.7 per IPv4 flow. An IPv4 connection's key fits
-// in the entry's first 12 bytes. An IPv6 connection takes a second entry for its addresses
-// (`addrs`, `v6_addr`) and keeps its flow hash beside that entry's index, so that a lookup
-// reads the second entry only when the hash and the ports already match. (The full 36-byte key
-// and a stored hash in every entry made 112 bytes.) FlowTable::key_of() gives the whole key.
+// A table entry: 84 bytes; with the buckets 94.7 per IPv4 flow, with the attempts ring 95.2-95.7.
+// An IPv4 connection's key fits in the entry's first 12 bytes. An IPv6 connection takes a second
+// entry for its addresses (`addrs`, `v6_addr`) and keeps its flow hash beside that entry's index,
+// so that a lookup reads the second entry only when the hash and the ports already match. (The full
+// 36-byte key and a stored hash in every entry made 112 bytes.) FlowTable::key_of() gives the whole
+// key.
 struct FlowEntry {
     // IPv4: the key's addresses (the last 4 bytes of each IPv4-mapped address, as in FlowKey).
     // IPv6: a[0] = the entry holding the addresses, a[1] = the flow's hash.
@@ -78,7 +80,8 @@ struct FlowEntry {
         std::array<uint8_t, 16> v6_addr[2];  // addrs: the key's addr[0] and addr[1]
     };
 };
-static_assert(sizeof(FlowEntry) == 84, "an entry is 84 bytes: 94.7 per flow with the buckets");
+static_assert(sizeof(FlowEntry) == 84,
+              "an entry is 84 bytes: at most 95.7 per flow with the buckets and the attempts ring");
 
 // What kind of flow an eviction ended, in the policy's order of preference.
 enum class EvictVictim : uint8_t { attempt, established, closing, count_ };
