@@ -851,10 +851,13 @@ int main(int argc, char** argv) {
     const auto [mn, mx] = std::minmax_element(mpps.begin(), mpps.end());
     std::printf(
         "memory: table %.1f MB for %llu entries (%llu buckets of 64 B, FlowEntry %zu B, "
-        "free list in the entries): %.1f B per entry, %.1f B per concurrent flow, plus %.1f MB fixed "
-        "(teardown-wave pool); RSS grew %.1f B per entry during the warm-up\n",
+        "free list in the entries, attempts ring %llu x 4 B): %.1f B per entry, %.1f B per "
+        "concurrent flow, plus %.1f MB fixed (teardown-wave pool); RSS grew %.1f B per entry "
+        "during the warm-up\n",
         double(table_bytes) / 1e6, (unsigned long long)capacity, (unsigned long long)nbuckets,
-        sizeof(FlowEntry), bytes_per_flow, double(table_bytes) / wc.flows, double(fixed_bytes) / 1e6,
+        sizeof(FlowEntry),
+        (unsigned long long)FlowTable::attempt_slots_for(static_cast<uint32_t>(capacity)),
+        bytes_per_flow, double(table_bytes) / wc.flows, double(fixed_bytes) / 1e6,
         double(rss_warm - rss0) / double(o.workers) / double(capacity));
     std::printf("spread: %u runs, min %.3f median %.3f max %.3f Mpps (%.1f%%)\n", o.runs, *mn, med,
                 *mx, 100.0 * (*mx - *mn) / med);

@@ -23,7 +23,7 @@ FlowTable::FlowTable(uint32_t capacity, const FlowTimeouts& timeouts, uint32_t w
     // At most one closing record per flow; handles are slot + 1 and wave_none is reserved.
     if (wave_pool == wave_pool_auto) wave_pool = std::min(capacity, wave_pool_default_max);
     waves_ = WavePool(std::min(wave_pool, capacity));
-    attempt_mask_ = std::bit_floor(std::max(capacity / 4, 1u)) - 1;
+    attempt_mask_ = attempt_slots_for(capacity) - 1;
     attempts_ = ZeroedArray<uint32_t>(attempt_mask_ + 1);
 }
 

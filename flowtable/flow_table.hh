@@ -122,6 +122,10 @@ public:
                uint64_t{attempt_mask_ + 1} * sizeof(uint32_t);
     }
     uint64_t bytes_fixed() const noexcept { return waves_.bytes(); }
+    // The attempts ring's slots for a capacity: a power of two between capacity/8 and capacity/4.
+    static uint32_t attempt_slots_for(uint32_t capacity) noexcept {
+        return std::bit_floor(std::max(capacity / 4, 1u));
+    }
     // Buckets for a capacity: 8 slots each, 4/3 slots per entry (flow_table.cc).
     static uint32_t buckets_for(uint32_t capacity) noexcept;
     uint32_t active() const noexcept { return active_; }  // connections
@@ -419,8 +423,7 @@ private:
     uint32_t pick_victim(uint32_t hash) const noexcept;
     EvictVictim victim_class(const FlowEntry& e) const noexcept {
         if (e.conn.closing()) return EvictVictim::closing;
-        return e.conn.timeout_class() == TimeoutClass::syn_sent ? EvictVictim::attempt
-                                                                : EvictVictim::established;
+        return e.conn.attempt() ? EvictVictim::attempt : EvictVictim::established;
     }
     // Table full: the oldest attempt (by first SYN) the attempts ring holds, or failing that,
     // the oldest among `cand` and up to `attempt_probes` random entries (stopping at

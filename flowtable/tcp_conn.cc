@@ -752,9 +752,8 @@ TimeoutClass TcpConn::timeout_class_slow() const noexcept {
     //  - the close/reset delay (ConnectionClosed, ConnectionReset): a RST from either side,
     //    both sides closed, or one side closed while the other never spoke;
     //  - otherwise inactivity, split into established and half-closed for configuration.
+    if (attempt()) return TimeoutClass::syn_sent;
     const ZeekState o = zeek_state(true), r = zeek_state(false);
-    if ((o == ZeekState::syn_sent || o == ZeekState::syn_ack_sent) && r == ZeekState::inactive)
-        return TimeoutClass::syn_sent;
     const bool o_done = o == ZeekState::closed || o == ZeekState::reset;
     const bool r_done = r == ZeekState::closed || r == ZeekState::reset;
     // Zeek's PartialCloseTimer also ends a connection whose peer is only PARTIAL (picked up

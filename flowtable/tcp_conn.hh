@@ -110,6 +110,13 @@ public:
         if (both_established()) return TimeoutClass::established;
         return timeout_class_slow();
     }
+    // An attempt (timeout_class() == syn_sent): the originator is in SYN_SENT / SYN_ACK_SENT
+    // and the responder has said nothing. Two bytes read, for the eviction policy's scans.
+    bool attempt() const noexcept {
+        const ZeekState o = zeek_state(true);
+        return (o == ZeekState::syn_sent || o == ZeekState::syn_ack_sent) &&
+               zeek_state(false) == ZeekState::inactive;
+    }
     uint64_t last_ts_us() const noexcept { return last_ts_; }
     // Time of the connection's first segment (Zeek's attempt timer runs from it).
     uint64_t first_ts_us() const noexcept { return last_ts_ - first_back_; }
