@@ -239,7 +239,7 @@ Pattern Workload::draw_pattern() noexcept {
 
 double Workload::mean_script_packets() const noexcept {
     static constexpr double len[pattern_count] = {4 + 5, 3 + 5, 4 + 5, 2 + 5,
-                                                      2 + 5, 1 + 5, 2,     1};
+                                                  2 + 5, 1 + 5, 2,     1};
     double total = 0, acc = 0;
     for (size_t i = 0; i < std::size(len); i++) {
         total += cfg_.mix[i];

@@ -42,6 +42,8 @@ namespace closetap::bench {
 // flows still open at the end get), in Close's order, so a pattern is the Close it must end as.
 using Pattern = Close;
 inline constexpr size_t pattern_count = static_cast<size_t>(Close::none);
+static_assert(pattern_count == 8 && static_cast<size_t>(Close::no_answer) == 7,
+              "WorkloadConfig::mix and the scripts' lengths list the patterns in Close's order");
 
 enum class FrameMix : uint8_t { min64, imix, fixed };  // fixed: every data segment `payload`
 

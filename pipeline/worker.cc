@@ -112,7 +112,8 @@ inline void prefetch_data_one(const Stage& s, unsigned i) noexcept {
 }
 
 // Stage 2: parse, count, key and hash; prefetch the key's main bucket.
-[[gnu::always_inline]] inline void parse_one(Worker& w, Stage& s, unsigned i, uint64_t* rx_bytes) noexcept {
+[[gnu::always_inline]] inline void parse_one(Worker& w, Stage& s, unsigned i,
+                                             uint64_t* rx_bytes) noexcept {
     WorkerStats& st = w.stats;
     rte_mbuf* m = s.pkts[i];
     const WorkerQueue& q = w.queues[s.queue[i]];
@@ -156,7 +157,8 @@ inline void prefetch_alt_one(const FlowTable& table, const Stage& s, unsigned i)
 }
 
 // Stage 5: apply the segment (the burst's mbufs are freed together afterwards).
-[[gnu::always_inline]] inline void apply_one(Worker& w, Stage& s, unsigned i, uint64_t& now_us) noexcept {
+[[gnu::always_inline]] inline void apply_one(Worker& w, Stage& s, unsigned i,
+                                             uint64_t& now_us) noexcept {
     if (s.ts[i] > now_us) now_us = s.ts[i];
     if (!s.tcp[i]) return;
     FlowEntry* e = w.table->process(s.keys[i], s.hashes[i], s.segs[i], RecordSink{w});

@@ -330,7 +330,7 @@ TEST(FlowTable, SynFloodOnANearlyEstablishedTableEvictsOnlyAttempts) {
     EXPECT_EQ(c.evicted[static_cast<size_t>(EvictVictim::attempt)], ev);
     for (auto& e : out) {
         EXPECT_EQ(e.r.close, Close::no_answer);
-        EXPECT_EQ(e.key.addr[0][13] == 7 || e.key.addr[1][13] == 7, true) << "not a flood SYN";
+        EXPECT_TRUE(e.key.addr[0][13] == 7 || e.key.addr[1][13] == 7) << "not a flood SYN";
     }
     EXPECT_EQ(t.verify(), "");
 }
