@@ -104,6 +104,8 @@ public:
     // fuzzers, which mirror it): one cache line per packet of a full 32-packet burst, a pass over
     // a 10M-flow table every ~100K loops.
     static constexpr unsigned expire_budget = 32;
+    // How far ahead of the sweep its prefetches run, in buckets (expire).
+    static constexpr unsigned sweep_lookahead = 16;
     static constexpr uint32_t no_entry = UINT32_MAX;
 
     // Closing flows' teardown waves: a pool of min(capacity, 65536) by default; 0 disables them.
@@ -268,18 +270,33 @@ private:
         return m;
 #endif
     }
+    void prefetch_entry(uint32_t idx) const noexcept {
+        // An entry is 84 bytes: two or three cache lines, all touched by process() and end().
+        static_assert(sizeof(FlowEntry) > 64 && sizeof(FlowEntry) <= 128);
+        const auto* p = reinterpret_cast<const char*>(&entries_[idx]);
+        prefetch_line(p);
+        prefetch_line(p + 64);
+        if ((reinterpret_cast<uintptr_t>(p) & 63) + sizeof(FlowEntry) > 128)
+            prefetch_line(p + sizeof(FlowEntry) - 1);
+    }
     bool prefetch_matches(const Bucket& bk, uint16_t sig) const noexcept {
         const unsigned matches = match_mask(bk, sig);
-        for (unsigned m = matches; m != 0; m &= m - 1) {
-            // An entry is 84 bytes: two or three cache lines, all touched by process().
-            static_assert(sizeof(FlowEntry) > 64 && sizeof(FlowEntry) <= 128);
-            const auto* p = reinterpret_cast<const char*>(&entries_[bk.idx[__builtin_ctz(m)]]);
-            prefetch_line(p);
-            prefetch_line(p + 64);
-            if ((reinterpret_cast<uintptr_t>(p) & 63) + sizeof(FlowEntry) > 128)
-                prefetch_line(p + sizeof(FlowEntry) - 1);
-        }
+        for (unsigned m = matches; m != 0; m &= m - 1) prefetch_entry(bk.idx[__builtin_ctz(m)]);
         return matches != 0;
+    }
+    // A closing flow's teardown waves (144 bytes), which end() hands to the sink.
+    void prefetch_waves(uint32_t handle) const noexcept {
+        if (handle == 0 || handle == wave_none) return;
+        static_assert(sizeof(CloseWaves) <= 192);
+        const auto* p = reinterpret_cast<const char*>(&waves_.at(handle));
+        prefetch_line(p);
+        prefetch_line(p + 64);
+        prefetch_line(p + sizeof(CloseWaves) - 1);
+    }
+    // The bucket `n` positions ahead of the sweep (wrapping around the table).
+    const Bucket& sweep_ahead(uint32_t n) const noexcept {
+        const uint32_t b = sweep_ + n;
+        return buckets_[b < nbuckets_ ? b : b % nbuckets_];
     }
     // A key as an entry's first 12 bytes hold it (IPv4), or what those bytes and the address
     // entry must match (IPv6: the hash in a[1], the ports).
@@ -620,9 +637,20 @@ unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexce
             sweep_all_ = now_us - pass_start_us_ >= (max_due_ahead << tick_shift);
             pass_start_us_ = now_us;
         }
-        // The bucket the next call looks at in this position: it arrives in the meantime.
-        uint32_t ahead = sweep_ + budget - 1;
-        prefetch_line(&buckets_[ahead < nbuckets_ ? ahead : ahead % nbuckets_]);
+        // Pipelined as the packet path is (a bucket is a few calls of the worker's loop apart
+        // from the next): the bucket sweep_lookahead on, prefetched when it was twice that far
+        // ahead, has arrived: prefetch the entries that look due there (the tick may have moved
+        // on by the time the sweep reaches them: a prefetch more or less, nothing else); and
+        // prefetch the bucket 2 * sweep_lookahead on. An expiring entry would otherwise be a
+        // DRAM miss on the worker's path (~1 us here, docs/hot-path.md).
+        // Halfway, the entries have arrived: prefetch the teardown waves of those that have any.
+        const Bucket& soon = sweep_ahead(sweep_lookahead);
+        for (unsigned m = due_mask(soon, now_tick, all); m != 0; m &= m - 1)
+            prefetch_entry(soon.idx[__builtin_ctz(m)]);
+        prefetch_line(&sweep_ahead(2 * sweep_lookahead));
+        const Bucket& sooner = sweep_ahead(sweep_lookahead / 2);
+        for (unsigned m = due_mask(sooner, now_tick, all); m != 0; m &= m - 1)
+            prefetch_waves(entries_[sooner.idx[__builtin_ctz(m)]].waves);
         for (unsigned m = due_mask(bk, now_tick, all); m != 0; m &= m - 1) {
             const unsigned s = static_cast<unsigned>(__builtin_ctz(m));
             const uint32_t i = bk.idx[s];
