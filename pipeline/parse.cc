@@ -854,7 +854,8 @@ private:
         }
         read_tcp_fixed(p, out_);
         if (p[13] & 0x02) {
-            out_.wscale = window_scale(p, hdr_len);
+            const uint32_t avail = limit() - off_;  // have(20) held, so >= 20
+            out_.wscale = tcp_window_scale(p, hdr_len < avail ? hdr_len : avail);
         }
         out_.payload_len = end_ - payload_off;
         out_.payload_offset = static_cast<uint16_t>(payload_off);
@@ -867,37 +868,6 @@ private:
             out_.checksum_bad = true;
         }
         return finish(PacketClass::tcp);
-    }
-
-    // Window scale (RFC 7323 2.2) from the captured part of the options; 0xff when absent or
-    // when the option list is malformed before reaching it.
-    uint8_t window_scale(const uint8_t* tcp, uint32_t hdr_len) const noexcept {
-        const uint32_t avail = limit() - off_;  // have(20) held, so >= 20
-        const uint32_t end = hdr_len < avail ? hdr_len : avail;
-        uint32_t i = 20;
-        while (i < end) {
-            const uint8_t kind = tcp[i];
-            if (kind == 0) {  // end of option list
-                break;
-            }
-            if (kind == 1) {  // NOP
-                ++i;
-                continue;
-            }
-            if (i + 1 >= end) {
-                break;
-            }
-            const uint8_t len = tcp[i + 1];
-            if (len < 2 || i + len > end) {
-                break;
-            }
-            if (kind == 3 && len == 3) {
-                // "MUST use 14 instead of the specified value" when larger (RFC 7323 2.3).
-                return tcp[i + 2] > 14 ? 14 : tcp[i + 2];
-            }
-            i += len;
-        }
-        return 0xff;
     }
 
     bool tcp_checksum_ok() const noexcept {
@@ -965,6 +935,7 @@ inline bool parse_plain_ipv4_tcp(const uint8_t* d, uint32_t caplen, ParsedPacket
     out.dst[11] = 0xff;
     std::memcpy(out.dst.data() + 12, v.ip + 16, 4);
     read_tcp_fixed(v.tcp, out);
+    if (out.flags & 0x02) out.wscale = tcp_window_scale(v.tcp, v.tcp_hdr_len);  // SYN
     out.payload_len = v.payload_len;
     out.payload_offset = static_cast<uint16_t>(v.payload_offset);
     out.payload_caplen = static_cast<uint16_t>(v.payload_len);  // <= 65535 - 40

@@ -73,7 +73,7 @@ inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us,
     s.flags = t[13];
     s.src_port = sp;
     s.dst_port = dp;
-    s.wscale = 0xff;  // no SYN: no options read
+    s.wscale = (t[13] & tcp_flag::syn) ? tcp_window_scale(t, v.tcp_hdr_len) : 0xff;
     payload_offset = static_cast<uint16_t>(v.payload_offset);
     payload_caplen = static_cast<uint16_t>(v.payload_len);
     return true;

@@ -937,6 +937,18 @@ TEST(FastPath, EqualsTheWalkOnMutatedFrames) {
             seeds.push_back(PacketBuilder().eth().ipv4(Ipv4Spec{.src = a4, .dst = a4}).tcp(t).build());
         }
     }
+    // SYNs take the fast paths too: their window scale is read from the options, which
+    // truncations and mutations cut short, malform or push past the header.
+    for (const std::vector<uint8_t>& opts : std::vector<std::vector<uint8_t>>{
+             testing::syn_options(7), testing::syn_options(20), {1, 1, 1, 3, 3, 9, 0, 0},
+             {3, 3, 200, 0}, {8, 0, 3, 3, 7, 0, 0, 0}, {1, 3, 3, 7}, {2, 4, 5, 0xb4}, {}}) {
+        for (uint8_t flags : {tcpf::syn, uint8_t(tcpf::syn | tcpf::ack)}) {
+            TcpSpec t{.flags = flags, .options = opts};
+            const Ipv4Spec ab{.src = a4, .dst = b4}, ba{.src = b4, .dst = a4};
+            seeds.push_back(PacketBuilder().eth().ipv4(ab).tcp(t).build());
+            seeds.push_back(PacketBuilder().eth().vlan(7).ipv4(ba).tcp(t).build());
+        }
+    }
     for (const auto& f : seeds) {
         for (size_t len = 0; len <= f.size(); ++len) same(f, len, "truncated at " + std::to_string(len));
         for (int m = 0; m < 300; ++m) {
