@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "exporters/conn_log.hh"
 #include "pipeline/segment.hh"
@@ -224,14 +225,23 @@ void process_packets(Worker& w, Burst& b, unsigned n, uint64_t& now_us) noexcept
         lap(0);
     } else {
         const unsigned m = std::max({app.n, alt.n, ent.n, par.n, dat.n, n});
-        for (unsigned i = 0; i < m; i++) {
-            if (i < app.n) apply_one(w, app, i, now_us);
-            if (i < alt.n) prefetch_alt_one(table, alt, i);
-            if (i < ent.n) prefetch_entries_one(table, ent, i);
-            if (i < par.n) parse_one(w, par, i, rx_bytes);
-            if (i < dat.n) prefetch_data_one(dat, i);
-            if (i < n) receive_one(w, rcv, i, b.pkts[i], b.queue[i], now_us);
-        }
+        // Each stage's packet i, where the stage has one. On a busy port every burst is full and
+        // the tests fall away (the common case, compiled apart).
+        auto run = [&](auto all_full) {
+            constexpr bool full = decltype(all_full)::value;
+            for (unsigned i = 0; i < m; i++) {
+                if (full || i < app.n) apply_one(w, app, i, now_us);
+                if (full || i < alt.n) prefetch_alt_one(table, alt, i);
+                if (full || i < ent.n) prefetch_entries_one(table, ent, i);
+                if (full || i < par.n) parse_one(w, par, i, rx_bytes);
+                if (full || i < dat.n) prefetch_data_one(dat, i);
+                if (full || i < n) receive_one(w, rcv, i, b.pkts[i], b.queue[i], now_us);
+            }
+        };
+        if (((app.n ^ m) | (alt.n ^ m) | (ent.n ^ m) | (par.n ^ m) | (dat.n ^ m) | (n ^ m)) == 0)
+            run(std::true_type{});
+        else
+            run(std::false_type{});
     }
     for (unsigned p = 0; p < max_ports; p++)
         if (rx_bytes[p] != 0) w.stats.rx_bytes[p].add(rx_bytes[p]);
