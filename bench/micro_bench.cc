@@ -347,6 +347,58 @@ void BM_random_read_2GiB(benchmark::State& st) {
 }
 BENCHMARK(BM_random_read_2GiB)->ArgName("thp")->Arg(0)->Arg(1);
 
+// Not closetap code either: the memory system's ceiling for a flow table of this shape. Per
+// "packet", one random 64-byte bucket and one random 84-byte entry (2-3 lines) are read and
+// written, all prefetched 16 packets ahead as the worker does, and `work` rounds of a dependent
+// multiply chain stand in for the packet's compute (40 rounds are ~120 cycles). At work 0 the
+// cycles are what memory alone allows; with work, whether it overlaps with the compute.
+void BM_memory_ceiling(benchmark::State& st) {
+    const size_t flows = static_cast<size_t>(st.range(0));
+    const int work = static_cast<int>(st.range(1));
+    const size_t nb = flows / 6 + 1, ne = flows + flows / 8;
+    constexpr size_t esz = 84, ahead = 16, nidx = size_t{1} << 22;
+    const size_t bytes = nb * 64 + ne * esz + 4096;
+    void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        st.SkipWithError("mmap failed");
+        return;
+    }
+    madvise(mem, bytes, MADV_HUGEPAGE);
+    auto* buckets = static_cast<char*>(mem);
+    char* entries = buckets + nb * 64;
+    for (size_t i = 0; i < bytes; i += 4096) buckets[i] = 1;
+    std::vector<uint32_t> bi(nidx), ei(nidx);
+    std::mt19937_64 rng(1);
+    for (size_t i = 0; i < nidx; i++) {
+        bi[i] = static_cast<uint32_t>(rng() % nb);
+        ei[i] = static_cast<uint32_t>(rng() % ne);
+    }
+    uint64_t sum = 1;
+    size_t i = 0;
+    Cycles c{st};
+    for (auto _ : st) {
+        const size_t j = (i + ahead) & (nidx - 1);
+        prefetch_line(buckets + 64 * size_t{bi[j]});
+        const char* pe = entries + esz * size_t{ei[j]};
+        prefetch_line(pe);
+        prefetch_line(pe + 64);
+        prefetch_line(pe + esz - 1);
+        for (int k = 0; k < work; k++) sum = sum * 6364136223846793005ull + (sum >> 7);
+        char* b = buckets + 64 * size_t{bi[i]};
+        char* e = entries + esz * size_t{ei[i]};
+        sum += static_cast<uint64_t>(b[0] + e[0] + e[esz - 1]);
+        b[16] = static_cast<char>(sum);
+        e[20] = static_cast<char>(sum);
+        e[70] = static_cast<char>(sum);
+        i = (i + 1) & (nidx - 1);
+    }
+    benchmark::DoNotOptimize(sum);
+    munmap(mem, bytes);
+}
+BENCHMARK(BM_memory_ceiling)
+    ->ArgNames({"flows", "work"})
+    ->ArgsProduct({{10'000, 1'000'000, 10'000'000}, {0, 20, 40}});
+
 }  // namespace
 
 BENCHMARK_MAIN();
