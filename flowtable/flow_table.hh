@@ -53,6 +53,17 @@ inline void prefetch_line(const void* p) noexcept {
 #endif
 }
 
+// Every cache line of a `Bytes`-byte object at `p`, whatever its offset in its first line:
+// one prefetch per 64 bytes, and one more for the last byte when the object straddles one more
+// line than that (unrolled: the hot path prefetches entries this way).
+template <size_t Bytes> inline void prefetch_span(const void* p) noexcept {
+    static_assert(Bytes > 0);
+    const auto* c = static_cast<const char*>(p);
+    for (size_t k = 0; k < Bytes; k += 64) prefetch_line(c + k);
+    constexpr size_t covered = (Bytes + 63) / 64 * 64;
+    if ((reinterpret_cast<uintptr_t>(c) & 63) + Bytes > covered) prefetch_line(c + Bytes - 1);
+}
+
 enum class EvictReason : uint8_t { bucket_full, table_full, count_ };
 inline constexpr std::array<std::string_view, 2> evict_reason_names = {"bucket_full", "table_full"};
 
@@ -270,28 +281,20 @@ private:
         return m;
 #endif
     }
+    // An entry is 84 bytes: two or three cache lines, all touched by process() and end().
     void prefetch_entry(uint32_t idx) const noexcept {
-        // An entry is 84 bytes: two or three cache lines, all touched by process() and end().
-        static_assert(sizeof(FlowEntry) > 64 && sizeof(FlowEntry) <= 128);
-        const auto* p = reinterpret_cast<const char*>(&entries_[idx]);
-        prefetch_line(p);
-        prefetch_line(p + 64);
-        if ((reinterpret_cast<uintptr_t>(p) & 63) + sizeof(FlowEntry) > 128)
-            prefetch_line(p + sizeof(FlowEntry) - 1);
+        prefetch_span<sizeof(FlowEntry)>(&entries_[idx]);
     }
     bool prefetch_matches(const Bucket& bk, uint16_t sig) const noexcept {
         const unsigned matches = match_mask(bk, sig);
         for (unsigned m = matches; m != 0; m &= m - 1) prefetch_entry(bk.idx[__builtin_ctz(m)]);
         return matches != 0;
     }
-    // A closing flow's teardown waves (144 bytes), which end() hands to the sink.
+    // A closing flow's teardown waves (144 bytes: three or four lines), which end() hands to
+    // the sink.
     void prefetch_waves(uint32_t handle) const noexcept {
-        if (handle == 0 || handle == wave_none) return;
-        static_assert(sizeof(CloseWaves) <= 192);
-        const auto* p = reinterpret_cast<const char*>(&waves_.at(handle));
-        prefetch_line(p);
-        prefetch_line(p + 64);
-        prefetch_line(p + sizeof(CloseWaves) - 1);
+        if (handle != 0 && handle != wave_none)
+            prefetch_span<sizeof(CloseWaves)>(&waves_.at(handle));
     }
     // The bucket `n` positions ahead of the sweep (wrapping around the table).
     const Bucket& sweep_ahead(uint32_t n) const noexcept {
@@ -638,16 +641,15 @@ unsigned FlowTable::expire(uint64_t now_us, unsigned budget, Sink&& sink) noexce
             pass_start_us_ = now_us;
         }
         // Pipelined as the packet path is (a bucket is a few calls of the worker's loop apart
-        // from the next): the bucket sweep_lookahead on, prefetched when it was twice that far
-        // ahead, has arrived: prefetch the entries that look due there (the tick may have moved
-        // on by the time the sweep reaches them: a prefetch more or less, nothing else); and
-        // prefetch the bucket 2 * sweep_lookahead on. An expiring entry would otherwise be a
-        // DRAM miss on the worker's path (~1 us here, docs/hot-path.md).
-        // Halfway, the entries have arrived: prefetch the teardown waves of those that have any.
+        // from the next), so that an expiring entry is no DRAM miss on the worker's path:
+        // prefetch the bucket 2 * sweep_lookahead on; the one sweep_lookahead on has arrived
+        // since, so prefetch the entries that look due there (the tick may move on before the
+        // sweep reaches them: a prefetch more or less, nothing else); halfway, those entries
+        // have arrived: prefetch the teardown waves of the ones that have any.
+        prefetch_line(&sweep_ahead(2 * sweep_lookahead));
         const Bucket& soon = sweep_ahead(sweep_lookahead);
         for (unsigned m = due_mask(soon, now_tick, all); m != 0; m &= m - 1)
             prefetch_entry(soon.idx[__builtin_ctz(m)]);
-        prefetch_line(&sweep_ahead(2 * sweep_lookahead));
         const Bucket& sooner = sweep_ahead(sweep_lookahead / 2);
         for (unsigned m = due_mask(sooner, now_tick, all); m != 0; m &= m - 1)
             prefetch_waves(entries_[sooner.idx[__builtin_ctz(m)]].waves);
