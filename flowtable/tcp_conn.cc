@@ -691,11 +691,7 @@ void TcpConn::apply(const TcpSegment& seg) noexcept {
         if (is_closing(close_state()))
             close_back_ = std::min<uint64_t>(close_back_ + delta, max_close_back);
     }
-    if (d == 0) {
-        if (pkts0_ < max_pkts) pkts0_ = pkts0_ + 1;
-    } else if (pkts1_ < max_pkts) {
-        pkts1_ = pkts1_ + 1;
-    }
+    count_packet(d);
 
     const bool had_fin = side_[d].fin;
     const uint32_t peer_ack_before = peer_highest_ack(side_[1 - d]);

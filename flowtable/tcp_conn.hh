@@ -12,8 +12,11 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
+#include <cstring>
 
+#include "flowtable/branchless.hh"
 #include "flowtable/conn_types.hh"
 
 namespace closetap {
@@ -185,19 +188,26 @@ private:
     uint64_t m_fin_ : 2;       // per acker dir: its highest ACK so far came on its first FIN
     uint64_t m_pre_ : 2;       // per acker dir: ... came on a non-FIN sent before its FIN
     uint64_t adv_ : 2;         // per dir: sequence space advanced past its own FIN
+    // words 1 and 2: each ends with a direction's packet count, at the same bit (40), so that
+    // count_packet() picks the word by the direction instead of branching on it
+    // (pkts_layout_ok checks the layout).
     // word 1
     uint64_t first_back_ : 40;  // last_ts - first ts (saturating)
     uint64_t pkts0_ : 24;
     // word 2
     uint64_t close_back_ : 32;  // last_ts - first FIN/RST ts (saturating)
-    uint64_t pkts1_ : 24;
     uint64_t wscale0_ : 4;      // window scale from the SYN; 15 = unknown
     uint64_t wscale1_ : 4;
+    uint64_t pkts1_ : 24;
     // word 3: Zeek history, 4-bit codes (docs/close-machine.md), 15 nibbles + length
     uint64_t hist_ : 60;
     uint64_t hist_len_ : 4;
 
     unsigned role_dir(bool orig) const noexcept { return orig ? orig_dir_ : 1u - orig_dir_; }
+    // pkts0_ / pkts1_ as the top 24 bits of the 64-bit words at these byte offsets.
+    static constexpr size_t pkts_word0 = sizeof(Side) * 2 + 8, pkts_shift = 40;
+    static constexpr bool pkts_layout_ok() noexcept;
+    void count_packet(unsigned d) noexcept;  // saturating +1 on pkts0_ (d 0) or pkts1_ (d 1)
 
     // The fast path's precondition on the connection: the close machine and both of Zeek's
     // endpoints are ESTABLISHED (so no FIN or RST was seen and no timer but inactivity runs).
@@ -258,6 +268,29 @@ inline constexpr uint64_t max_first_back = (uint64_t{1} << 40) - 1;
 inline constexpr unsigned hist_A = 4, hist_D = 6;  // +1: the responder's lowercase letter
 }  // namespace tcp_detail
 
+constexpr bool TcpConn::pkts_layout_ok() noexcept {
+    TcpConn c{};
+    c.pkts0_ = 0xabcdef;
+    c.pkts1_ = 0x123456;
+    const auto bytes = std::bit_cast<std::array<uint8_t, sizeof(TcpConn)>>(c);
+    auto word = [&](size_t at) {
+        uint64_t w = 0;
+        for (size_t i = 0; i < 8; i++) w |= uint64_t{bytes[at + i]} << (8 * i);
+        return w;
+    };
+    return word(pkts_word0) == uint64_t{0xabcdef} << pkts_shift &&
+           word(pkts_word0 + 8) == uint64_t{0x123456} << pkts_shift;
+}
+
+inline void TcpConn::count_packet(unsigned d) noexcept {
+    static_assert(pkts_layout_ok(), "count_packet's words: see TcpConn's words 1 and 2");
+    auto* at = reinterpret_cast<unsigned char*>(this) + pkts_word0 + 8 * (d & 1u);
+    uint64_t w;
+    std::memcpy(&w, at, sizeof w);
+    w += uint64_t{w < (uint64_t{tcp_detail::max_pkts} << pkts_shift)} << pkts_shift;
+    std::memcpy(at, &w, sizeof w);
+}
+
 inline uint32_t TcpConn::ack_seq(const Side& s) const noexcept {
     return s.last + static_cast<uint32_t>(static_cast<int32_t>(s.ack_fin) >> 8);
 }
@@ -309,24 +342,22 @@ inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
         last_ts_ = seg.ts_us;
         first_back_ = std::min<uint64_t>(first_back_ + delta, max_first_back);
     }
-    if (d == 0) {
-        if (pkts0_ < max_pkts) pkts0_ = pkts0_ + 1;
-    } else if (pkts1_ < max_pkts) {
-        pkts1_ = pkts1_ + 1;
-    }
+    // Branch-free where a tap makes the outcome a coin toss (the direction; whether the ACK or
+    // the sequence advances): each of those branches mispredicted on about half the packets
+    // (callgrind --branch-sim).
+    count_packet(d);
     // zeek_process(): the ACK advances the peer's ack_seq; the segment advances last_seq or is
-    // a retransmission.
+    // a retransmission. set_ack_seq / set_last with the value they hold change nothing, so
+    // they run unconditionally on the selected value.
     const uint32_t peer_ack_before = ack_seq(peer);
-    uint32_t max_now = peer_ack_before;
-    if (seq_delta(seg.ack, peer.start) >= 0) {
-        int32_t delta_ack = seq_delta(seg.ack, peer_ack_before);
-        if (!(seg.ack == 0 && delta_ack > too_large_seq_delta) && delta_ack > 0)
-            max_now = set_ack_seq(peer, seg.ack);
-    }
+    const int32_t delta_ack = seq_delta(seg.ack, peer_ack_before);
+    const bool ack_advances = (seq_delta(seg.ack, peer.start) >= 0) & (delta_ack > 0) &
+                              !((seg.ack == 0) & (delta_ack > too_large_seq_delta));
+    const uint32_t max_now = set_ack_seq(peer, select_if(ack_advances, seg.ack, peer_ack_before));
     const uint32_t seq_one_past = seg.seq + len;
-    if (seq_delta(seq_one_past, ep.last) > 0) {
-        set_last(ep, seq_one_past);
-    } else if (len > 0 && ep.rxmt < 127) {
+    const bool seq_advances = seq_delta(seq_one_past, ep.last) > 0;
+    set_last(ep, select_if(seq_advances, seq_one_past, ep.last));
+    if (!seq_advances && len > 0 && ep.rxmt < 127) {
         ep.rxmt = ep.rxmt + 1;
         scaled_history(d == orig_dir_, 'T', ep.rxmt);
     }
@@ -336,7 +367,7 @@ inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
     if (seg.ack == max_now) {
         const unsigned bit = 1u << d;
         const bool advanced = max_now != peer_ack_before;
-        if ((advanced && (m_fin_ & bit)) || !(m_pre_ & bit)) {
+        if ((advanced & ((m_fin_ & bit) != 0)) | ((m_pre_ & bit) == 0)) {
             if (advanced) m_fin_ = m_fin_ & ~bit;
             m_pre_ = m_pre_ | bit;
         }

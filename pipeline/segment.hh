@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "exporters/stats.hh"
+#include "flowtable/branchless.hh"
 #include "flowtable/conn_types.hh"
 #include "flowtable/flow_key.hh"
 #include "pipeline/parse.hh"
@@ -57,14 +58,20 @@ inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us,
     const uint8_t* t = v.tcp;
     const uint32_t sa = be32(v.ip + 12), da = be32(v.ip + 16);
     const uint16_t sp = be16(t), dp = be16(t + 2);
-    const bool swap = sa != da ? sa > da : sp > dp;
+    // The endpoint order by selecting values, not by branching: on a tap the direction is a
+    // coin toss, and a branch on it mispredicted on half the packets (callgrind --branch-sim).
+    const bool swap = (sa > da) | ((sa == da) & (sp > dp));
+    uint32_t a0, a1;  // as the frame holds them (network order)
+    std::memcpy(&a0, v.ip + 12, 4);
+    std::memcpy(&a1, v.ip + 16, 4);
+    const uint32_t lo = select_if(swap, a1, a0), hi = select_if(swap, a0, a1);
     key.addr[0] = ipv4_mapped;
     key.addr[1] = ipv4_mapped;
-    std::memcpy(key.addr[0].data() + 12, v.ip + (swap ? 16 : 12), 4);
-    std::memcpy(key.addr[1].data() + 12, v.ip + (swap ? 12 : 16), 4);
-    key.port[0] = swap ? dp : sp;
-    key.port[1] = swap ? sp : dp;
-    s.dir = swap ? 1 : 0;
+    std::memcpy(key.addr[0].data() + 12, &lo, 4);
+    std::memcpy(key.addr[1].data() + 12, &hi, 4);
+    key.port[0] = select_if(swap, dp, sp);
+    key.port[1] = select_if(swap, sp, dp);
+    s.dir = swap;
     s.ts_us = ts_us;
     s.seq = be32(t + 4);
     s.ack = be32(t + 8);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <initializer_list>
 #include <string>
@@ -991,6 +992,15 @@ struct TcpConnTestAccess {
         c.hist_ = nibbles;
         c.hist_len_ = len;
     }
+    static void set_pkts(TcpConn& c, uint32_t p0, uint32_t p1) {
+        c.pkts0_ = p0;
+        c.pkts1_ = p1;
+    }
+    static uint32_t pkts(const TcpConn& c, unsigned d) { return d == 0 ? c.pkts0_ : c.pkts1_; }
+    // What shares the packet counters' words (count_packet writes them whole).
+    static std::array<uint64_t, 4> neighbours(const TcpConn& c) {
+        return {c.first_back_, c.close_back_, c.wscale0_, c.wscale1_};
+    }
 };
 }  // namespace closetap
 
@@ -1036,6 +1046,63 @@ TEST(FastPath, MaskAgreesWithTheHistoryOnEscapedLetters) {
         masks_seen |= 1u << c.fast_mask();
     }
     EXPECT_EQ(masks_seen, 0xffffu);
+}
+
+// count_packet() adds to the direction's counter as one 64-bit word, picked by the direction
+// (flowtable/tcp_conn.hh): it must add to that counter only, leave the fields sharing its word
+// alone, and saturate at 2^24 - 1, on the fast path and on the full machine alike.
+TEST(FastPath, PacketCountsSaturateAndLeaveTheirWordsAlone) {
+    constexpr uint32_t max = (1u << 24) - 1;
+    for (const bool slow : {false, true}) {
+        Wire w;
+        TcpConn c = feed(w.open()).conn;
+        ASSERT_NE(c.fast_mask(), 0);
+        TcpConnTestAccess::set_pkts(c, max - 2, max - 1);
+        const auto before = TcpConnTestAccess::neighbours(c);
+        auto send = [&](uint8_t dir, uint32_t len) {
+            const TcpSegment s = w.make(dir, ack, len);
+            if (slow)
+                c.update_slow(s);
+            else
+                ASSERT_TRUE(TcpConnTestAccess::fast(c, s));
+        };
+        send(C, 0);
+        EXPECT_EQ(TcpConnTestAccess::pkts(c, C), max - 1);
+        EXPECT_EQ(TcpConnTestAccess::pkts(c, S), max - 1);
+        send(S, 10);
+        EXPECT_EQ(TcpConnTestAccess::pkts(c, C), max - 1);
+        EXPECT_EQ(TcpConnTestAccess::pkts(c, S), max);
+        for (int i = 0; i < 3; i++) {
+            send(S, 0);
+            send(C, 5);
+        }
+        EXPECT_EQ(TcpConnTestAccess::pkts(c, C), max);
+        EXPECT_EQ(TcpConnTestAccess::pkts(c, S), max);
+        auto after = TcpConnTestAccess::neighbours(c);
+        EXPECT_GT(after[0], before[0]);  // first_back_ grew with packet time, nothing else
+        after[0] = before[0];
+        EXPECT_EQ(after, before) << (slow ? "update_slow" : "fast path");
+        ConnResult res{};
+        c.finish(EndCause::end_of_input, res);
+        EXPECT_EQ(res.orig_pkts, max);
+        EXPECT_EQ(res.resp_pkts, max);
+    }
+}
+
+TEST(Branchless, SelectIfPicksLikeTheConditional) {
+    static_assert(select_if(true, 7u, 9u) == 7u && select_if(false, 7u, 9u) == 9u);
+    Rng rng{77};
+    for (int i = 0; i < 10000; i++) {
+        const bool c = rng.chance(50);
+        const uint32_t a = rng.next(), b = rng.next();
+        const uint64_t a64 = uint64_t{a} << 32 | b, b64 = uint64_t{b} << 32 | a;
+        const auto a16 = static_cast<uint16_t>(a), b16 = static_cast<uint16_t>(b);
+        const auto a8 = static_cast<uint8_t>(a), b8 = static_cast<uint8_t>(b);
+        ASSERT_EQ(select_if(c, a, b), c ? a : b);
+        ASSERT_EQ(select_if(c, a64, b64), c ? a64 : b64);
+        ASSERT_EQ(select_if(c, a16, b16), c ? a16 : b16);
+        ASSERT_EQ(select_if(c, a8, b8), c ? a8 : b8);
+    }
 }
 
 TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
