@@ -12,7 +12,6 @@
 #include <rte_ring_elem.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <stdexcept>
@@ -185,8 +184,7 @@ inline void prefetch_alt_one(const FlowTable& table, const Stage& s, unsigned i)
 // The test ORs what must be zero: the pool's difference, refcnt and nb_segs (adjacent 16-bit
 // fields, read as one word) against 1 and 1, `next`, and the indirect/external flags.
 static_assert(offsetof(rte_mbuf, nb_segs) == offsetof(rte_mbuf, refcnt) + 2);
-constexpr uint32_t refcnt1_nbsegs1 = 1u | (1u << 16);  // little-endian, as x86 and arm64 run it
-static_assert(std::endian::native == std::endian::little);
+constexpr uint32_t refcnt1_nbsegs1 = 1u | (1u << 16);  // two 16-bit 1s: the same either endianness
 void free_burst(rte_mbuf** pkts, unsigned n) noexcept {
     rte_mempool* const pool = pkts[0]->pool;
     uint64_t odd = 0;
