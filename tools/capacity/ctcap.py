@@ -92,6 +92,13 @@ def default_cpus():
     return (cpus[0], cpus[1], cpus[0]) if len(cpus) > 1 else (cpus[0],) * 3
 
 
+def stop(p):
+    """SIGINT, once: closetap's clean stop (a second would be "stop at once")."""
+    if p.poll() is None and not getattr(p, 'stopping', False):
+        p.stopping = True
+        p.send_signal(signal.SIGINT)
+
+
 class MemifTrial:
     """closetap (memif server, its worker alone on a CPU) and closetap-gen (memif client) on this
     host, both --no-huge; one trial of `gen_args` per call. With `gen_eal` and `closetap_eal`
@@ -137,17 +144,37 @@ class MemifTrial:
                                        + (ct.communicate(timeout=10)[1].strip()
                                           if ct.poll() is not None else 'no socket'))
                 time.sleep(0.05)
-            g = run([self.gen] + gen_eal + ['--', '--truth', truth_path, '--quiet',
-                                            '--linger-ms', str(self.linger_ms)] + gen_args,
-                    timeout)
+            # closetap stops before the generator leaves: when a memif client goes, DPDK
+            # 22.11's net_memif in closetap unmaps the rings from its interrupt thread while the
+            # worker may be inside rx_burst (a SEGV, seen under ASan). So the generator lingers,
+            # port up, until closetap is gone (it ends its linger when the link goes down); its
+            # truth file appears once the last packet is out.
+            linger_ms = self.linger_ms if self.gen_eal else 60000
+            g = subprocess.Popen([self.gen] + gen_eal + ['--', '--truth', truth_path, '--quiet',
+                                                     '--linger-ms', str(linger_ms)] + gen_args,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.time() + timeout
+                while not os.path.exists(truth_path) and g.poll() is None:
+                    if time.time() > deadline:
+                        raise subprocess.TimeoutExpired(self.gen, timeout)
+                    time.sleep(0.02)
+                if g.poll() is None and not self.gen_eal:
+                    time.sleep(self.linger_ms / 1000)  # closetap drains the ring
+                    stop(ct)
+                _, gerr = g.communicate(timeout=60 if g.poll() is None else None)
+            finally:
+                if g.poll() is None:
+                    g.kill()
+                    g.communicate()
             if g.returncode not in (0, 3):  # 3: some lifecycle packets were not sent
-                raise RuntimeError(f'closetap-gen: exit {g.returncode}: {g.stderr.strip()}')
+                raise RuntimeError(f'closetap-gen: exit {g.returncode}: {gerr.strip()}')
             with open(truth_path) as f:
                 truth = json.load(f)
         finally:
             if ct.poll() is None:
                 time.sleep(0.3)  # closetap empties its queue
-                ct.send_signal(signal.SIGINT)
+                stop(ct)
             try:
                 _, err = ct.communicate(timeout=60)
             except subprocess.TimeoutExpired:
