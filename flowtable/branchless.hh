@@ -24,4 +24,16 @@ template <std::unsigned_integral T> constexpr T select_if(bool c, T a, T b) noex
     return static_cast<T>(b ^ ((a ^ b) & mask));
 }
 
+// a && b as one value, for one branch on a rare conjunction of two coin tosses (a segment that
+// neither advances the sequence nor is empty: a retransmission). GCC 12 compiles `a && b`, and
+// `a & b` on bools too, into a branch on each, and the first then mispredicts on half the
+// packets; the empty asm makes the AND a value it has to compute.
+constexpr bool both(bool a, bool b) noexcept {
+    unsigned v = static_cast<unsigned>(a) & static_cast<unsigned>(b);
+#if defined(__GNUC__)
+    if (!std::is_constant_evaluated()) asm("" : "+r"(v));
+#endif
+    return v != 0;
+}
+
 }  // namespace closetap

@@ -365,7 +365,7 @@ inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
     const uint32_t seq_one_past = seg.seq + len;
     const bool seq_advances = seq_delta(seq_one_past, ep.last) > 0;
     set_last(ep, select_if(seq_advances, seq_one_past, ep.last));
-    if (!seq_advances && len > 0 && ep.rxmt < 127) {
+    if (__builtin_expect(both(!seq_advances, len > 0), 0) && ep.rxmt < 127) {
         ep.rxmt = ep.rxmt + 1;
         scaled_history(d == orig_dir_, 'T', ep.rxmt);
     }

@@ -1105,6 +1105,13 @@ TEST(Branchless, SelectIfPicksLikeTheConditional) {
     }
 }
 
+TEST(Branchless, BothIsTheConjunction) {
+    static_assert(both(true, true) && !both(true, false) && !both(false, true) && !both(false, false));
+    volatile bool in[2] = {false, true};  // runtime values: the asm path, not constant folding
+    for (unsigned a = 0; a < 2; a++)
+        for (unsigned b = 0; b < 2; b++) EXPECT_EQ(both(in[a], in[b]), a == 1 && b == 1) << a << b;
+}
+
 TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
     Rng rng{0x9e3779b97f4a7c15ull};
     uint64_t fast_taken = 0, segments = 0;
