@@ -6,6 +6,8 @@
 #include "flowtable/tcp_conn.hh"
 
 #include <algorithm>
+#include <array>
+#include <iterator>
 
 namespace closetap {
 
@@ -33,10 +35,38 @@ static_assert(hist_code1[tcp_detail::hist_A] == 'A' && hist_code1[tcp_detail::hi
 constexpr char hist_code2[12] = {'W', 'w', 'G', 'g', 'I', 'i', 'Q', 'q', 'C', 'c', 'X', 'x'};
 constexpr unsigned hist_esc = 15;
 
-constexpr int code_of(const char* table, int n, char c) noexcept {
-    for (int i = 0; i < n; ++i)
-        if (table[i] == c) return i;
-    return -1;
+// A letter's code, one load instead of a search of both tables (the search's loop branches
+// mispredicted on letters that vary by packet): 0 for no letter, 1 + its code in hist_code1, or
+// 16 + its code in hist_code2.
+constexpr unsigned hist_second = 16;
+constexpr std::array<uint8_t, 128> hist_index = [] {
+    std::array<uint8_t, 128> t{};
+    for (unsigned i = 0; i < std::size(hist_code1); ++i) t[uint8_t(hist_code1[i])] = uint8_t(1 + i);
+    for (unsigned i = 0; i < std::size(hist_code2); ++i)
+        t[uint8_t(hist_code2[i])] = uint8_t(hist_second + i);
+    return t;
+}();
+constexpr unsigned hist_index_of(char c) noexcept {
+    return static_cast<unsigned char>(c) < 128 ? hist_index[static_cast<unsigned char>(c)] : 0;
+}
+
+// SWAR over the packed history (fast_mask, has_history): zero_nibbles(x) sets bit 3 of each
+// nibble of x that is 0, exactly (no carry crosses a nibble).
+constexpr uint64_t nib_ones = 0x0111111111111111ull, nib_low3 = nib_ones * 7,
+                   nib_high = nib_ones * 8;
+constexpr uint64_t zero_nibbles(uint64_t x) noexcept {
+    return ~(((x & nib_low3) + nib_low3) | x) & nib_high;
+}
+// Bit 3 of each nibble of the packed history `hist` (`len` nibbles) that holds the letter with
+// index k (hist_index); 0 for k = 0. A nibble right after an escape is a second-table code, any
+// other a first-table one.
+constexpr uint64_t history_hits(uint64_t hist, unsigned len, unsigned k) noexcept {
+    if (k == 0) return 0;
+    const bool second = k >= hist_second;
+    const unsigned c = second ? k - hist_second : k - 1;
+    const uint64_t in_len = (uint64_t{1} << (4 * len)) - 1;
+    const uint64_t after_esc = zero_nibbles(hist ^ (nib_ones * hist_esc)) << 4;
+    return zero_nibbles(hist ^ (nib_ones * c)) & in_len & (second ? after_esc : ~after_esc);
 }
 
 constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
@@ -282,31 +312,25 @@ uint64_t TcpConn::zeek_size(bool orig) const noexcept { return size_of(role_dir(
 // History (Zeek Session::CheckHistory / AddHistory / ScaledHistoryEntry).
 
 void TcpConn::add_history(char code) noexcept {
-    int c1 = code_of(hist_code1, 15, code);
+    const unsigned k = hist_index_of(code);
     unsigned len = hist_len_;
-    if (c1 >= 0) {
+    if (k == 0) return;
+    if (k < hist_second) {
         if (len >= hist_cap) return;
-        hist_ |= uint64_t(c1) << (4 * len);
+        hist_ |= uint64_t(k - 1) << (4 * len);
         hist_len_ = len + 1;
         return;
     }
-    int c2 = code_of(hist_code2, 12, code);
-    if (c2 < 0 || len + 2 > hist_cap) return;
+    if (len + 2 > hist_cap) return;
     hist_ |= uint64_t(hist_esc) << (4 * len);
-    hist_ |= uint64_t(c2) << (4 * (len + 1));
+    hist_ |= uint64_t(k - hist_second) << (4 * (len + 1));
     hist_len_ = len + 2;
 }
 
 uint8_t TcpConn::fast_mask() const noexcept {
     if (!both_established()) return 0;
-    // Which one-nibble codes the history holds, all four at once (SWAR): zero_nibbles(x) sets
-    // bit 3 of each nibble of x that is 0, exactly (no carry crosses a nibble). A nibble right
-    // after an escape is a second-table letter, not a code.
-    constexpr uint64_t ones = 0x0111111111111111ull, low3 = ones * 7, high = ones * 8;
-    auto zero_nibbles = [](uint64_t x) { return ~(((x & low3) + low3) | x) & high; };
-    const uint64_t in_len = (uint64_t{1} << (4 * hist_len_)) - 1;
-    const uint64_t codes = in_len & ~(zero_nibbles(hist_ ^ (ones * hist_esc)) << 4);
-    auto has = [&](unsigned code) { return (zero_nibbles(hist_ ^ (ones * code)) & codes) != 0; };
+    // All four letters at once (SWAR; the escape mask is computed once).
+    auto has = [&](unsigned code) { return history_hits(hist_, hist_len_, code + 1) != 0; };
     unsigned m = 0;
     for (unsigned d = 0; d < 2; ++d) {
         const unsigned lower_case = d == orig_dir_ ? 0 : 1;  // the responder's letters
@@ -320,26 +344,20 @@ bool TcpConn::has_history(char code) const noexcept {
     // Zeek keeps a `hist_seen` mask; here the letters themselves are the mask: a letter type
     // is "seen" exactly when it is in the (never truncated below capacity) history. Once the
     // history is full nothing can be appended anyway, so the two agree.
-    for (unsigned i = 0; i < hist_len_; ++i) {
-        unsigned c = (hist_ >> (4 * i)) & 0xf;
-        char ch;
-        if (c == hist_esc) {
-            ++i;
-            ch = hist_code2[(hist_ >> (4 * i)) & 0xf];
-        } else {
-            ch = hist_code1[c];
-        }
-        if (ch == code) return true;
-    }
-    return false;
+    return history_hits(hist_, hist_len_, hist_index_of(code)) != 0;
 }
 
-bool TcpConn::check_history(bool orig, char upper_code, char alt_upper) noexcept {
+// Inlined into zeek_process, whose letters are constants: their indexes fold. All nibbles at
+// once (SWAR) and both letters in one test: a loop over the nibbles mispredicted on its exit,
+// about two a segment on the slow path (callgrind --branch-sim).
+[[gnu::always_inline]] inline bool TcpConn::check_history(bool orig, char upper_code,
+                                                          char alt_upper) noexcept {
     // Zeek's TCP_Endpoint::CheckHistory: mask per (type, direction), lowercase for resp. S and
     // H share HIST_SYN_PKT, hence the alternate letter.
-    char code = orig ? upper_code : lower(upper_code);
-    char alt = alt_upper ? (orig ? alt_upper : lower(alt_upper)) : 0;
-    if (has_history(code) || (alt && has_history(alt))) return true;
+    const char code = orig ? upper_code : lower(upper_code);
+    const unsigned k = hist_index_of(code);
+    const unsigned ka = alt_upper ? hist_index_of(orig ? alt_upper : lower(alt_upper)) : 0;
+    if ((history_hits(hist_, hist_len_, k) | history_hits(hist_, hist_len_, ka)) != 0) return true;
     add_history(code);
     return false;
 }

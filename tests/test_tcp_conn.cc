@@ -977,14 +977,23 @@ TEST(TapLoss, LostFinOfSilentSideIsBeyond) {
 namespace closetap {
 struct TcpConnTestAccess {
     static bool fast(TcpConn& c, const TcpSegment& s) { return c.fast_update(s); }
-    // fast_mask() spelled out with the plain history search.
+    // The history as Zeek writes it (the letters decoded one by one).
+    static std::string letters(const TcpConn& c) {
+        char out[32];
+        c.expand_history(out, sizeof out);
+        return out;
+    }
+    static bool has(const TcpConn& c, char letter) { return c.has_history(letter); }
+    static void add(TcpConn& c, char letter) { c.add_history(letter); }
+    // fast_mask() spelled out with a search of the decoded history.
     static uint8_t mask_by_letters(const TcpConn& c) {
         if (!c.both_established()) return 0;
+        const std::string h = letters(c);
         unsigned m = 0;
         for (unsigned d = 0; d < 2; ++d) {
             const bool orig = d == c.orig_dir_;
-            if (c.has_history(orig ? 'A' : 'a')) m |= 1u << (2 * d);
-            if (c.has_history(orig ? 'D' : 'd')) m |= 2u << (2 * d);
+            if (h.find(orig ? 'A' : 'a') != std::string::npos) m |= 1u << (2 * d);
+            if (h.find(orig ? 'D' : 'd') != std::string::npos) m |= 2u << (2 * d);
         }
         return static_cast<uint8_t>(m);
     }
@@ -1046,6 +1055,36 @@ TEST(FastPath, MaskAgreesWithTheHistoryOnEscapedLetters) {
         masks_seen |= 1u << c.fast_mask();
     }
     EXPECT_EQ(masks_seen, 0xffffu);
+}
+
+// has_history() reads the packed history all at once (SWAR): for random letter sequences added
+// with add_history (one- and two-nibble letters, up to and past capacity), it must say of every
+// letter, and of a non-letter, what a search of the decoded history says; add_history must keep
+// the letters in order until the next one no longer fits.
+TEST(ZeekHistory, HasHistoryAgreesWithTheDecodedHistory) {
+    const std::string alphabet = "SsHhAaDdFfRrTt^WwGgIiQqCcXx";
+    Rng rng{4242};
+    for (int n = 0; n < 50000; ++n) {
+        TcpConn c;
+        TcpConnTestAccess::set_history(c, 0, 0);
+        std::string want;
+        unsigned nibbles = 0;
+        const unsigned count = rng.below(20);
+        for (unsigned i = 0; i < count; ++i) {
+            const char l = alphabet[rng.below(static_cast<uint32_t>(alphabet.size()))];
+            TcpConnTestAccess::add(c, l);
+            const unsigned need = alphabet.find(l) < 15 ? 1 : 2;
+            if (nibbles + need <= 15) {
+                want += l;
+                nibbles += need;
+            }
+        }
+        const std::string h = TcpConnTestAccess::letters(c);
+        ASSERT_EQ(h, want);
+        for (const char l : alphabet + "?z")
+            ASSERT_EQ(TcpConnTestAccess::has(c, l), h.find(l) != std::string::npos)
+                << "letter " << l << " in " << h;
+    }
 }
 
 // count_packet() adds to the direction's counter as one 64-bit word, picked by the direction
