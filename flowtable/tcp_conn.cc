@@ -757,38 +757,6 @@ TcpConn::Verdict TcpConn::update_slow(const TcpSegment& seg) noexcept {
     return Verdict::ok;
 }
 
-TimeoutClass TcpConn::timeout_class_slow() const noexcept {
-    // Which of Zeek's timers would end this connection, from Zeek's endpoint states (so that
-    // records split where Zeek's do):
-    //  - the attempt timer (TCPSessionAdapter::AttemptTimer): the originator is still in
-    //    SYN_SENT / SYN_ACK_SENT and the responder has said nothing; this holds even when the
-    //    originator went on to send an ACK and data into the void (a half-duplex capture);
-    //  - the close/reset delay (ConnectionClosed, ConnectionReset): a RST from either side,
-    //    both sides closed, or one side closed while the other never spoke;
-    //  - otherwise inactivity, split into established and half-closed for configuration.
-    if (attempt()) return TimeoutClass::syn_sent;
-    const ZeekState o = zeek_state(true), r = zeek_state(false);
-    const bool o_done = o == ZeekState::closed || o == ZeekState::reset;
-    const bool r_done = r == ZeekState::closed || r == ZeekState::reset;
-    // Zeek's PartialCloseTimer also ends a connection whose peer is only PARTIAL (picked up
-    // mid-stream, never synchronised) once the other side has closed.
-    const bool o_quiet = o == ZeekState::inactive || o == ZeekState::partial;
-    const bool r_quiet = r == ZeekState::inactive || r == ZeekState::partial;
-    if (o == ZeekState::reset || r == ZeekState::reset || (o_done && r_done) ||
-        (o_done && r_quiet) || (r_done && o_quiet))
-        return TimeoutClass::closed;
-    switch (close_state()) {
-    case CloseState::fin1_o:
-    case CloseState::fin1_r: return TimeoutClass::half_closed;
-    case CloseState::none:
-    case CloseState::syn_sent:
-    case CloseState::syn_rcvd:
-    case CloseState::established: return TimeoutClass::established;
-    default: return TimeoutClass::closed;
-    }
-}
-
-
 ConnState TcpConn::zeek_conn_state(const char* history) const noexcept {
     // scripts/base/protocols/conn/main.zeek, function conn_state.
     const ZeekState os = st(side_[orig_dir_]);

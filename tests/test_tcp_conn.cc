@@ -1006,6 +1006,15 @@ struct TcpConnTestAccess {
         c.pkts1_ = p1;
     }
     static uint32_t pkts(const TcpConn& c, unsigned d) { return d == 0 ? c.pkts0_ : c.pkts1_; }
+    // Zeek's endpoint states by key direction, the originator's direction, the close state.
+    static void set_states(TcpConn& c, ZeekState z0, ZeekState z1, unsigned orig_dir,
+                           CloseState cs) {
+        c.side_[0].zstate = static_cast<unsigned>(z0);
+        c.side_[1].zstate = static_cast<unsigned>(z1);
+        c.orig_dir_ = orig_dir;
+        c.close_state_ = static_cast<unsigned>(cs);
+    }
+    static bool both_established(const TcpConn& c) { return c.both_established(); }
     // What shares the packet counters' words (count_packet writes them whole).
     static std::array<uint64_t, 4> neighbours(const TcpConn& c) {
         return {c.first_back_, c.close_back_, c.wscale0_, c.wscale1_};
@@ -1055,6 +1064,40 @@ TEST(FastPath, MaskAgreesWithTheHistoryOnEscapedLetters) {
         masks_seen |= 1u << c.fast_mask();
     }
     EXPECT_EQ(masks_seen, 0xffffu);
+}
+
+// timeout_class() and fast_mask() read tcp_detail::timeout_table at the connection's
+// state_index(): in every combination of the two endpoints' Zeek states, the originator's
+// direction and the close state they must give what the rule and both_established() give.
+TEST(TimeoutClass, TableAgreesWithTheRuleInEveryState) {
+    Wire w;
+    const closetap::Run r = feed(w.open());
+    ASSERT_EQ(r.conn.fast_mask(), 0xf);  // A and D of both sides in the history
+    constexpr unsigned nz = static_cast<unsigned>(ZeekState::reset) + 1;
+    unsigned classes_seen = 0, established_seen = 0;
+    for (unsigned z0 = 0; z0 < nz; ++z0)
+        for (unsigned z1 = 0; z1 < nz; ++z1)
+            for (unsigned od = 0; od < 2; ++od)
+                for (unsigned cs = 0; cs < count_of<CloseState>; ++cs) {
+                    TcpConn c = r.conn;
+                    TcpConnTestAccess::set_states(c, static_cast<ZeekState>(z0),
+                                                  static_cast<ZeekState>(z1), od,
+                                                  static_cast<CloseState>(cs));
+                    ASSERT_EQ(c.zeek_state(true), static_cast<ZeekState>(od == 0 ? z0 : z1));
+                    ASSERT_EQ(c.close_state(), static_cast<CloseState>(cs));
+                    const TimeoutClass want = tcp_detail::timeout_class_of(
+                        c.zeek_state(true), c.zeek_state(false), c.close_state());
+                    const std::string at = "z0 " + std::to_string(z0) + " z1 " +
+                                           std::to_string(z1) + " orig_dir " +
+                                           std::to_string(od) + " close " + std::to_string(cs);
+                    ASSERT_EQ(c.timeout_class(), want) << at;
+                    const bool est = TcpConnTestAccess::both_established(c);
+                    ASSERT_EQ(c.fast_mask(), est ? 0xf : 0) << at;
+                    classes_seen |= 1u << static_cast<unsigned>(want);
+                    established_seen += est;
+                }
+    EXPECT_EQ(classes_seen, (1u << count_of<TimeoutClass>) - 1);
+    EXPECT_EQ(established_seen, 2u);  // both endpoints and the close machine, either orig_dir
 }
 
 // has_history() reads the packed history all at once (SWAR): for random letter sequences added
