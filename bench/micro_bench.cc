@@ -82,14 +82,14 @@ BENCHMARK(BM_parse)->ArgName("vxlan")->Arg(2);
 // The worker's path for plain frames: straight to key and segment, then the hash.
 void BM_fast_segment(benchmark::State& st) {
     const std::vector<uint8_t> f = data_frame(static_cast<int>(st.range(0)));
-    FlowKey key;
+    FlowKey4 key;
     TcpSegment seg{};
     uint16_t off = 0, cap = 0;
     Cycles c{st};
     for (auto _ : st) {
         benchmark::DoNotOptimize(f.data());
         bool ok = make_fast_segment(f.data(), static_cast<uint32_t>(f.size()), 1, key, seg, off, cap);
-        uint32_t h = flow_hash(key);
+        uint32_t h = flow_hash4(key);
         benchmark::DoNotOptimize(ok);
         benchmark::DoNotOptimize(h);
         benchmark::DoNotOptimize(seg);

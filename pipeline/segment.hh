@@ -46,11 +46,11 @@ inline void make_segment(const ParsedPacket& pp, uint64_t ts_us, FlowKey& key,
 }
 
 // The worker's path for plain_ipv4_tcp frames (parse.hh), without a ParsedPacket in between:
-// the key, segment and payload position that parse_packet + make_segment give for them
-// (tests/test_parse.cc compares the two on mutated frames). For IPv4-mapped addresses the
-// key's endpoint order is the order of the IPv4 addresses, then of the ports. False, having
-// written nothing, for any other frame.
-inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us, FlowKey& key,
+// the key (in its 12 IPv4 bytes: key.expand() is the FlowKey), segment and payload position
+// that parse_packet + make_segment give for them (tests/test_parse.cc compares the two on
+// mutated frames). For IPv4-mapped addresses the key's endpoint order is the order of the IPv4
+// addresses, then of the ports. False, having written nothing, for any other frame.
+inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us, FlowKey4& key,
                               TcpSegment& s, uint16_t& payload_offset,
                               uint16_t& payload_caplen) noexcept {
     PlainTcp4 v;
@@ -64,11 +64,8 @@ inline bool make_fast_segment(const uint8_t* d, uint32_t caplen, uint64_t ts_us,
     uint32_t a0, a1;  // as the frame holds them (network order)
     std::memcpy(&a0, v.ip + 12, 4);
     std::memcpy(&a1, v.ip + 16, 4);
-    const uint32_t lo = select_if(swap, a1, a0), hi = select_if(swap, a0, a1);
-    key.addr[0] = ipv4_mapped;
-    key.addr[1] = ipv4_mapped;
-    std::memcpy(key.addr[0].data() + 12, &lo, 4);
-    std::memcpy(key.addr[1].data() + 12, &hi, 4);
+    key.a[0] = select_if(swap, a1, a0);
+    key.a[1] = select_if(swap, a0, a1);
     key.port[0] = select_if(swap, dp, sp);
     key.port[1] = select_if(swap, sp, dp);
     s.dir = swap;

@@ -44,7 +44,9 @@ struct Stage {
     bool tcp[max_burst];
     bool alt[max_burst];       // stage 3 found no signature match in the main bucket
     uint64_t ts[max_burst];    // packet time: the capture's, or the poll's on a live port
-    FlowKey keys[max_burst];
+    bool v4[max_burst];        // the key is keys4 (the parser's fast path), else keys
+    FlowKey4 keys4[max_burst];
+    FlowKey keys[max_burst];   // written only when !v4
     uint32_t hashes[max_burst];
     TcpSegment segs[max_burst];
     const uint8_t* payload[max_burst];
@@ -133,9 +135,11 @@ inline void prefetch_data_one(const Stage& s, unsigned i) noexcept {
     s.tcp[i] = false;
     // Ethernet without checksum verification: plain IPv4/TCP frames take the direct path.
     const bool fast = q.parse.link == LinkType::ethernet && !q.parse.verify_checksums;
-    if (fast && make_fast_segment(frame, rte_pktmbuf_data_len(m), s.ts[i], s.keys[i], s.segs[i],
+    if (fast && make_fast_segment(frame, rte_pktmbuf_data_len(m), s.ts[i], s.keys4[i], s.segs[i],
                                   payload_offset, s.payload_caplen[i])) {
         st.packet_class[static_cast<size_t>(PacketClass::tcp)].add();
+        s.hashes[i] = flow_hash4(s.keys4[i]);
+        s.v4[i] = true;
     } else {
         ParsedPacket pp;
         ParseError err;
@@ -144,9 +148,10 @@ inline void prefetch_data_one(const Stage& s, unsigned i) noexcept {
         make_segment(pp, s.ts[i], s.keys[i], s.segs[i]);
         payload_offset = pp.payload_offset;
         s.payload_caplen[i] = pp.payload_caplen;
+        s.hashes[i] = flow_hash(s.keys[i]);
+        s.v4[i] = false;
     }
     s.payload[i] = frame + payload_offset;
-    s.hashes[i] = flow_hash(s.keys[i]);
     if (w.nb_shards > 1 && shard_of(s.hashes[i], w.nb_shards) != w.id) st.wrong_shard.add();
     w.table->prefetch(s.hashes[i]);
     s.tcp[i] = true;
@@ -169,7 +174,8 @@ inline void prefetch_alt_one(const FlowTable& table, const Stage& s, unsigned i)
                                              uint64_t& now_us) noexcept {
     if (s.ts[i] > now_us) now_us = s.ts[i];
     if (!s.tcp[i]) return;
-    FlowEntry* e = w.table->process(s.keys[i], s.hashes[i], s.segs[i], RecordSink{w});
+    FlowEntry* e = s.v4[i] ? w.table->process(s.keys4[i], s.hashes[i], s.segs[i], RecordSink{w})
+                           : w.table->process(s.keys[i], s.hashes[i], s.segs[i], RecordSink{w});
     if (e == nullptr) {
         w.stats.flow_alloc_failed.add();
         return;

@@ -101,6 +101,66 @@ TEST(FlowKey, OrderAndEqualityAgreeWithMemcmp) {
     }
 }
 
+// The parser's fast path hashes the 12-byte IPv4 key (flow_hash4, its first CRC word folded at
+// compile time); the dispatcher and every other path hash the 36-byte FlowKey. They must agree,
+// or a flow's packets would land in different buckets and shards.
+TEST(FlowKey, Hash4IsTheHashOfTheExpandedKey) {
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    auto rnd = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+    for (int i = 0; i < 100000; ++i) {
+        FlowKey4 k4;
+        k4.a[0] = static_cast<uint32_t>(rnd());
+        k4.a[1] = i % 7 == 0 ? k4.a[0] : static_cast<uint32_t>(rnd());
+        k4.port[0] = static_cast<uint16_t>(rnd());
+        k4.port[1] = static_cast<uint16_t>(rnd());
+        const FlowKey k = k4.expand();
+        ASSERT_TRUE(FlowTable::ipv4_key(k));
+        ASSERT_EQ(std::memcmp(k.addr[0].data() + 12, &k4.a[0], 4), 0);
+        ASSERT_EQ(std::memcmp(k.addr[1].data() + 12, &k4.a[1], 4), 0);
+        ASSERT_EQ(k.port[0], k4.port[0]);
+        ASSERT_EQ(k.port[1], k4.port[1]);
+        ASSERT_EQ(flow_hash4(k4), flow_hash(k)) << i;
+    }
+}
+
+// A connection's packets may reach the table as FlowKey4 (the worker's fast parser) or as
+// FlowKey (every other parse, the tools): both must find the one entry, whichever inserted it.
+TEST(FlowTable, Ipv4KeysInEitherFormFindOneEntry) {
+    FlowTable t(1024, FlowTimeouts{});
+    std::vector<Ended> out;
+    for (unsigned n = 0; n < 200; n++) {
+        FlowKey4 k4{{0x0100000au + (n << 24), 0xc800000au}, {uint16_t(1000 + n), 80}};
+        const FlowKey k = k4.expand();
+        const uint32_t h = flow_hash(k);
+        TcpSegment s{};
+        s.dir = 0;
+        s.ts_us = 1000 + n;
+        s.seq = 1000;
+        s.flags = tcp_flag::syn;
+        s.window = 65535;
+        s.src_port = k4.port[0];
+        s.dst_port = k4.port[1];
+        s.wscale = 0xff;
+        FlowEntry* a =
+            n % 2 ? t.process(k4, h, s, Collect{&out}) : t.process(k, h, s, Collect{&out});
+        ASSERT_NE(a, nullptr);
+        s.dir = 1;
+        s.flags = tcp_flag::syn | tcp_flag::ack;
+        s.seq = 5000;
+        s.ack = 1001;
+        s.src_port = k4.port[1];
+        s.dst_port = k4.port[0];
+        FlowEntry* b =
+            n % 2 ? t.process(k, h, s, Collect{&out}) : t.process(k4, h, s, Collect{&out});
+        ASSERT_EQ(a, b) << n;
+        ASSERT_EQ(t.lookup(k, h), a) << n;
+        ASSERT_TRUE(t.key_of(*a) == k) << n;
+    }
+    EXPECT_EQ(t.active(), 200u);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(t.verify(), "");
+}
+
 TEST(FlowKey, DifferentTuplesHashApart) {
     // Not a proof of quality: a regression guard against a hash that ignores part of the key.
     std::vector<uint32_t> hs;
