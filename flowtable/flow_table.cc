@@ -77,16 +77,10 @@ bool FlowTable::make_room(uint32_t hash, Bucket*& target, int& slot) noexcept {
 }
 
 FlowKey FlowTable::key_of(const FlowEntry& e) const noexcept {
+    if (!e.v6) return FlowKey4{{e.a[0], e.a[1]}, {e.port[0], e.port[1]}}.expand();
     FlowKey k;
     std::memcpy(k.port, e.port, sizeof(k.port));
-    if (e.v6) {
-        std::memcpy(k.addr, entries_[e.a[0]].v6_addr, sizeof(k.addr));
-        return k;
-    }
-    for (unsigned i = 0; i < 2; i++) {
-        k.addr[i] = ipv4_mapped;
-        std::memcpy(k.addr[i].data() + 12, &e.a[i], 4);
-    }
+    std::memcpy(k.addr, entries_[e.a[0]].v6_addr, sizeof(k.addr));
     return k;
 }
 
