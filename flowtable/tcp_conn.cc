@@ -412,10 +412,11 @@ bool TcpConn::is_reuse(const TcpSegment& seg) const noexcept {
     return true;  // any SYN once a side closed or reset
 }
 
-void TcpConn::update_inactive(unsigned d, const TcpSegment& seg, bool is_orig) noexcept {
+[[gnu::always_inline]] inline void TcpConn::update_inactive(unsigned d, const TcpSegment& seg,
+                                                            unsigned f, bool is_orig) noexcept {
     Side& ep = side_[d];
     Side& peer = side_[1 - d];
-    bool syn = seg.flags & tcp_flag::syn, ack = seg.flags & tcp_flag::ack;
+    const bool syn = f & tcp_flag::syn, ack = f & tcp_flag::ack;
     if (syn) {
         if (is_orig) {
             set_state(ep, ack ? ZeekState::syn_ack_sent : ZeekState::syn_sent);
@@ -429,8 +430,8 @@ void TcpConn::update_inactive(unsigned d, const TcpSegment& seg, bool is_orig) n
             set_state(ep, ZeekState::established);
         }
     }
-    if (seg.flags & tcp_flag::fin) set_state(ep, ZeekState::closed);
-    if (seg.flags & tcp_flag::rst) set_state(ep, ZeekState::reset);
+    if (f & tcp_flag::fin) set_state(ep, ZeekState::closed);
+    if (f & tcp_flag::rst) set_state(ep, ZeekState::reset);
     if (st(ep) == ZeekState::inactive) {  // no control flags changed the state
         if (!is_orig && seg.payload_len == 0 && st(side_[orig_dir_]) == ZeekState::syn_sent) {
             // An ACK of the SYN before the SYN-ACK: not a partial connection.
@@ -442,40 +443,41 @@ void TcpConn::update_inactive(unsigned d, const TcpSegment& seg, bool is_orig) n
     }
 }
 
-void TcpConn::update_syn_sent(unsigned d, const TcpSegment& seg) noexcept {
+[[gnu::always_inline]] inline void TcpConn::update_syn_sent(unsigned d, unsigned f) noexcept {
     Side& ep = side_[d];
-    if (seg.flags & tcp_flag::fin) set_state(ep, ZeekState::closed);
-    if (seg.flags & tcp_flag::rst) set_state(ep, ZeekState::reset);
+    if (f & tcp_flag::fin) set_state(ep, ZeekState::closed);
+    if (f & tcp_flag::rst) set_state(ep, ZeekState::reset);
 }
 
-void TcpConn::update_established(unsigned d, const TcpSegment& seg) noexcept {
+[[gnu::always_inline]] inline void TcpConn::update_established(unsigned d, unsigned f) noexcept {
     Side& ep = side_[d];
     Side& peer = side_[1 - d];
-    if ((seg.flags & tcp_flag::syn) && st(ep) == ZeekState::partial &&
-        st(peer) == ZeekState::inactive && !(seg.flags & tcp_flag::ack))
+    if ((f & tcp_flag::syn) && st(ep) == ZeekState::partial &&
+        st(peer) == ZeekState::inactive && !(f & tcp_flag::ack))
         set_state(ep, ZeekState::syn_sent);  // SYN_after_partial
-    if ((seg.flags & tcp_flag::fin) && !(seg.flags & tcp_flag::rst)) {
+    if ((f & tcp_flag::fin) && !(f & tcp_flag::rst)) {
         set_state(ep, ZeekState::closed);
         // The peer sent a FIN followed by a RST: that was a normal termination after all.
         if (st(peer) == ZeekState::reset && static_cast<ZeekState>(peer.zprev) == ZeekState::closed)
             set_state(peer, ZeekState::closed);
     }
-    if (seg.flags & tcp_flag::rst) set_state(ep, ZeekState::reset);
+    if (f & tcp_flag::rst) set_state(ep, ZeekState::reset);
 }
 
-void TcpConn::update_closed(unsigned d, const TcpSegment& seg) noexcept {
+[[gnu::always_inline]] inline void TcpConn::update_closed(unsigned d, unsigned f) noexcept {
     // A RST after our FIN changes our state unless the peer closed too (FIN exchange done).
-    if ((seg.flags & tcp_flag::rst) && st(side_[1 - d]) != ZeekState::closed)
+    if ((f & tcp_flag::rst) && st(side_[1 - d]) != ZeekState::closed)
         set_state(side_[d], ZeekState::reset);
 }
 
-void TcpConn::zeek_process(const TcpSegment& seg, bool& new_data) noexcept {
+[[gnu::always_inline]] inline void TcpConn::zeek_process(const TcpSegment& seg, unsigned f,
+                                                         bool& new_data) noexcept {
     const unsigned d = seg.dir & 1u;
     Side& ep = side_[d];
     Side& peer = side_[1 - d];
     const bool is_orig = is_orig_dir(d);
-    const bool syn = seg.flags & tcp_flag::syn, fin = seg.flags & tcp_flag::fin;
-    const bool rst = seg.flags & tcp_flag::rst, ack = seg.flags & tcp_flag::ack;
+    const bool syn = f & tcp_flag::syn, fin = f & tcp_flag::fin;
+    const bool rst = f & tcp_flag::rst, ack = f & tcp_flag::ack;
     const uint32_t len = seg.payload_len;
 
     uint32_t seg_len = len + (syn ? 1 : 0) + (fin ? 1 : 0) - (rst ? len : 0);
@@ -603,12 +605,12 @@ void TcpConn::zeek_process(const TcpSegment& seg, bool& new_data) noexcept {
     new_data = delta_last > 0;
 
     switch (st(ep)) {
-    case ZeekState::inactive: update_inactive(d, seg, is_orig); break;
+    case ZeekState::inactive: update_inactive(d, seg, f, is_orig); break;
     case ZeekState::syn_sent:
-    case ZeekState::syn_ack_sent: update_syn_sent(d, seg); break;
+    case ZeekState::syn_ack_sent: update_syn_sent(d, f); break;
     case ZeekState::established:
-    case ZeekState::partial: update_established(d, seg); break;
-    case ZeekState::closed: update_closed(d, seg); break;
+    case ZeekState::partial: update_established(d, f); break;
+    case ZeekState::closed: update_closed(d, f); break;
     case ZeekState::reset: break;
     }
 }
@@ -616,14 +618,15 @@ void TcpConn::zeek_process(const TcpSegment& seg, bool& new_data) noexcept {
 // ---------------------------------------------------------------------------------------------
 // FIN seq/ACK tracking.
 
-void TcpConn::track_fin_ack(const TcpSegment& seg, bool had_fin, uint32_t peer_ack_before,
-                            bool new_data) noexcept {
+[[gnu::always_inline]] inline void TcpConn::track_fin_ack(const TcpSegment& seg, unsigned f,
+                                                          bool had_fin, uint32_t peer_ack_before,
+                                                          bool new_data) noexcept {
     const unsigned d = seg.dir & 1u;
     const unsigned p = 1u - d;
     Side& s = side_[d];
     Side& peer = side_[p];
-    const bool fin = seg.flags & tcp_flag::fin, rst = seg.flags & tcp_flag::rst;
-    const bool ack = seg.flags & tcp_flag::ack;
+    const bool fin = f & tcp_flag::fin, rst = f & tcp_flag::rst;
+    const bool ack = f & tcp_flag::ack;
     const bool first_fin = fin && !had_fin;
     // Sent before this side's own FIN? A pre-FIN segment ends at or before the FIN octet, so
     // its seq is below the FIN's end; after the FIN, seq == FIN end.
@@ -700,7 +703,8 @@ bool TcpConn::rst_out_of_window(const TcpSegment& seg) const noexcept {
 
 // ---------------------------------------------------------------------------------------------
 
-void TcpConn::apply(const TcpSegment& seg) noexcept {
+// apply() for a segment whose SYN, FIN, RST and ACK bits are `f` (no other bit is read).
+[[gnu::always_inline]] inline void TcpConn::apply_as(const TcpSegment& seg, unsigned f) noexcept {
     const unsigned d = seg.dir & 1u;
     if (seg.ts_us > last_ts_) {
         uint64_t delta = seg.ts_us - last_ts_;
@@ -714,19 +718,35 @@ void TcpConn::apply(const TcpSegment& seg) noexcept {
     const bool had_fin = side_[d].fin;
     const uint32_t peer_ack_before = peer_highest_ack(side_[1 - d]);
     bool new_data = false;
-    zeek_process(seg, new_data);
+    zeek_process(seg, f, new_data);
 
     const CloseState old_state = close_state();
     const unsigned role = is_orig_dir(d) ? role_orig : role_resp;
-    const CloseState next = close_table[static_cast<unsigned>(old_state)][role]
-                                       [static_cast<unsigned>(classify_flags(seg.flags))];
+    const auto column = static_cast<unsigned>(classify_flags(static_cast<uint8_t>(f)));
+    const CloseState next = close_table[static_cast<unsigned>(old_state)][role][column];
     if (next != old_state) {
         if (!is_closing(old_state) && is_closing(next)) close_back_ = 0;
         if (next == CloseState::rst_o || next == CloseState::rst_r)
             rst_oow_ = rst_out_of_window(seg);
         close_state_ = static_cast<unsigned>(next);
     }
-    track_fin_ack(seg, had_fin, peer_ack_before, new_data);
+    track_fin_ack(seg, f, had_fin, peer_ack_before, new_data);
+}
+
+// One jump on the segment's control flags into a copy of the machine where they are constants.
+// Their tests, spread over the Zeek machine, the close table's column and the FIN tracking,
+// mispredicted on a tap's mix of lifecycle packets (callgrind --branch-sim).
+void TcpConn::apply(const TcpSegment& seg) noexcept {
+    using namespace tcp_flag;
+    switch (seg.flags & (syn | fin | rst | ack)) {
+    case ack: apply_as(seg, ack); break;
+    case syn: apply_as(seg, syn); break;
+    case syn | ack: apply_as(seg, syn | ack); break;
+    case fin | ack: apply_as(seg, fin | ack); break;
+    case rst: apply_as(seg, rst); break;
+    case rst | ack: apply_as(seg, rst | ack); break;
+    default: apply_as(seg, seg.flags & (syn | fin | rst | ack)); break;
+    }
 }
 
 void TcpConn::start(const TcpSegment& first) noexcept {

@@ -244,15 +244,17 @@ private:
     // Zeek emulation.
     bool is_reuse(const TcpSegment& seg) const noexcept;
     void flip_roles() noexcept;
-    void zeek_process(const TcpSegment& seg, bool& new_data) noexcept;
-    void update_inactive(unsigned d, const TcpSegment& seg, bool is_orig) noexcept;
-    void update_syn_sent(unsigned d, const TcpSegment& seg) noexcept;
-    void update_established(unsigned d, const TcpSegment& seg) noexcept;
-    void update_closed(unsigned d, const TcpSegment& seg) noexcept;
+    // `f`: the segment's SYN, FIN, RST and ACK bits (a constant in each copy apply() makes).
+    void zeek_process(const TcpSegment& seg, unsigned f, bool& new_data) noexcept;
+    void update_inactive(unsigned d, const TcpSegment& seg, unsigned f, bool is_orig) noexcept;
+    void update_syn_sent(unsigned d, unsigned f) noexcept;
+    void update_established(unsigned d, unsigned f) noexcept;
+    void update_closed(unsigned d, unsigned f) noexcept;
 
     // Close machine.
     void apply(const TcpSegment& seg) noexcept;
-    void track_fin_ack(const TcpSegment& seg, bool had_fin, uint32_t peer_ack_before,
+    void apply_as(const TcpSegment& seg, unsigned f) noexcept;
+    void track_fin_ack(const TcpSegment& seg, unsigned f, bool had_fin, uint32_t peer_ack_before,
                        bool new_data) noexcept;
     bool rst_out_of_window(const TcpSegment& seg) const noexcept;
     ConnState zeek_conn_state(const char* history) const noexcept;
