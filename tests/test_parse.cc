@@ -3,6 +3,7 @@
 // allocations of exactly the frame's length, so that ASan (CI) reports any read past caplen.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -423,6 +424,51 @@ TEST(ParseTcp, WindowScaleClampedTo14) {
     auto f = PacketBuilder().eth().ipv4().tcp({.flags = tcpf::syn, .options = {3, 3, 200, 0}})
                  .build();
     EXPECT_EQ(parse(f).p.wscale, 14);
+}
+
+// tcp_window_scale tests the common stacks' layouts before it walks the options: on those
+// layouts, on every truncation of them and on every one-byte change to them it must answer as
+// the RFC 7323 walk does (written here apart, as the oracle).
+TEST(ParseTcp, WindowScaleLayoutsAnswerAsTheWalk) {
+    auto walk = [](const std::vector<uint8_t>& h, uint32_t end) -> uint8_t {
+        for (uint32_t i = 20; i < end && h[i] != 0;) {
+            if (h[i] == 1) {
+                i++;
+            } else if (i + 1 >= end || h[i + 1] < 2 || i + h[i + 1] > end) {
+                break;
+            } else if (h[i] == 3 && h[i + 1] == 3) {
+                return std::min<uint8_t>(h[i + 2], 14);
+            } else {
+                i += h[i + 1];
+            }
+        }
+        return 0xff;
+    };
+    const std::vector<std::vector<uint8_t>> layouts = {
+        testing::syn_options(7),                          // Linux
+        {2, 4, 0x05, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2},       // Windows
+        {2, 4, 0x05, 0xb4, 1, 3, 3, 6, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 4, 2, 0, 0},  // macOS
+    };
+    const uint8_t values[] = {0, 1, 2, 3, 4, 6, 8, 10, 14, 15, 0xb4, 0xff};
+    unsigned checked = 0;
+    for (const auto& opts : layouts) {
+        std::vector<uint8_t> h(20, 0);
+        h.insert(h.end(), opts.begin(), opts.end());
+        for (size_t at = 20; at <= h.size(); at++) {  // at == size: the layout unchanged
+            for (uint8_t v : values) {
+                std::vector<uint8_t> m = h;
+                if (at < m.size()) m[at] = v;
+                for (uint32_t end = 20; end <= m.size(); end++, checked++)
+                    ASSERT_EQ(tcp_window_scale(m.data(), end), walk(m, end))
+                        << "layout of " << opts.size() << " bytes, byte " << at << " = " << +v
+                        << ", end " << end;
+            }
+        }
+    }
+    EXPECT_GT(checked, 10000u);
+    std::vector<uint8_t> linux_syn(20, 0);
+    for (uint8_t b : testing::syn_options(9)) linux_syn.push_back(b);
+    EXPECT_EQ(tcp_window_scale(linux_syn.data(), 40), 9);
 }
 
 TEST(ParseTcp, WindowScaleAbsentOrIgnored) {
