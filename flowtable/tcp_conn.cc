@@ -58,18 +58,28 @@ constexpr uint64_t zero_nibbles(uint64_t x) noexcept {
     return ~(((x & nib_low3) + nib_low3) | x) & nib_high;
 }
 // Bit 3 of each nibble of the packed history `hist` (`len` nibbles) that holds the letter with
-// index k (hist_index); 0 for k = 0. A nibble right after an escape is a second-table code, any
-// other a first-table one.
-constexpr uint64_t history_hits(uint64_t hist, unsigned len, unsigned k) noexcept {
-    if (k == 0) return 0;
-    const bool second = k >= hist_second;
-    const unsigned c = second ? k - hist_second : k - 1;
+// code `c` in the second table (`second`) or the first. A nibble right after an escape is a
+// second-table code, any other a first-table one.
+constexpr uint64_t history_hits_code(uint64_t hist, unsigned len, unsigned c,
+                                     bool second) noexcept {
     const uint64_t in_len = (uint64_t{1} << (4 * len)) - 1;
     const uint64_t after_esc = zero_nibbles(hist ^ (nib_ones * hist_esc)) << 4;
     return zero_nibbles(hist ^ (nib_ones * c)) & in_len & (second ? after_esc : ~after_esc);
 }
+// The same for the letter with index k (hist_index); 0 for k = 0.
+constexpr uint64_t history_hits(uint64_t hist, unsigned len, unsigned k) noexcept {
+    if (k == 0) return 0;
+    const bool second = k >= hist_second;
+    return history_hits_code(hist, len, second ? k - hist_second : k - 1, second);
+}
 
 constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+
+// The index (hist_index) of a letter as direction `orig` writes it (lower case: the responder),
+// selected: the direction is a coin toss on a tap, and both indexes are constants.
+inline unsigned dir_index(bool orig, char upper) noexcept {
+    return select_if(orig, hist_index_of(upper), hist_index_of(lower(upper)));
+}
 
 // Zeek's likely_server_ports for TCP: the union of the ports that the default scripts
 // (base/protocols/*/main.zeek `redef likely_server_ports += { ports }`) register, plus the
@@ -313,9 +323,12 @@ uint64_t TcpConn::zeek_size(bool orig) const noexcept { return size_of(role_dir(
 
 void TcpConn::add_history(char code) noexcept {
     const unsigned k = hist_index_of(code);
-    unsigned len = hist_len_;
-    if (k == 0) return;
-    if (k < hist_second) {
+    if (k != 0) add_index(k, k >= hist_second);
+}
+
+[[gnu::always_inline]] inline void TcpConn::add_index(unsigned k, bool second) noexcept {
+    const unsigned len = hist_len_;
+    if (!second) {
         if (len >= hist_cap) return;
         hist_ |= uint64_t(k - 1) << (4 * len);
         hist_len_ = len + 1;
@@ -354,11 +367,22 @@ bool TcpConn::has_history(char code) const noexcept {
                                                           char alt_upper) noexcept {
     // Zeek's TCP_Endpoint::CheckHistory: mask per (type, direction), lowercase for resp. S and
     // H share HIST_SYN_PKT, hence the alternate letter.
-    const char code = orig ? upper_code : lower(upper_code);
-    const unsigned k = hist_index_of(code);
-    const unsigned ka = alt_upper ? hist_index_of(orig ? alt_upper : lower(alt_upper)) : 0;
-    if ((history_hits(hist_, hist_len_, k) | history_hits(hist_, hist_len_, ka)) != 0) return true;
-    add_history(code);
+    // The letters are constants; the direction is selected (dir_index).
+    const bool second = hist_index_of(upper_code) >= hist_second;
+    if (alt_upper == 0) return check_history_at(dir_index(orig, upper_code), second, 0, false);
+    return check_history_at(dir_index(orig, upper_code), second, dir_index(orig, alt_upper),
+                            hist_index_of(alt_upper) >= hist_second);
+}
+
+// The same by the letters' indexes (hist_index, for this direction): `k` in the second table
+// when `second`; an alternate letter `ka` (0: none) in the second table when `alt_second`.
+[[gnu::always_inline]] inline bool TcpConn::check_history_at(unsigned k, bool second, unsigned ka,
+                                                             bool alt_second) noexcept {
+    auto code = [](unsigned i, bool in_second) { return in_second ? i - hist_second : i - 1; };
+    uint64_t hits = history_hits_code(hist_, hist_len_, code(k, second), second);
+    if (ka != 0) hits |= history_hits_code(hist_, hist_len_, code(ka, alt_second), alt_second);
+    if (hits != 0) return true;
+    add_index(k, second);
     return false;
 }
 
@@ -549,11 +573,10 @@ bool TcpConn::is_reuse(const TcpSegment& seg) const noexcept {
                 add_history(is_orig ? 'R' : 'r');
             ep.hist_rst = h;
         }
-    } else {
-        if (len)
-            check_history(is_orig, 'D', 0);
-        else if (ack)
-            check_history(is_orig, 'A', 0);
+    } else if (ack || len) {
+        // D with payload, else A: selected, since payload or none is a coin toss.
+        check_history_at(select_if(len != 0, dir_index(is_orig, 'D'), dir_index(is_orig, 'A')),
+                         false, 0, false);
     }
 
     // update_window: only the zero-window history letter matters here.
@@ -579,10 +602,8 @@ bool TcpConn::is_reuse(const TcpSegment& seg) const noexcept {
         if (st(peer) == ZeekState::inactive) {
             // init_peer: number the silent side as though its SYN had been seen.
             init_seqs(peer, seg.ack - 1, seg.ack - 1);
-        } else if (seq_delta(seg.ack, peer.start) >= 0 && !rst) {  // RST acks not trusted
-            int32_t delta_ack = seq_delta(seg.ack, ack_seq(peer));
-            if (!(seg.ack == 0 && delta_ack > too_large_seq_delta) && delta_ack > 0)
-                set_ack_seq(peer, seg.ack);
+        } else if (!rst) {  // RST acks not trusted
+            advance_ack(peer, seg.ack);
         }
     }
 
@@ -594,10 +615,11 @@ bool TcpConn::is_reuse(const TcpSegment& seg) const noexcept {
         set_last(ep, seq_one_past);  // > 2 GB connections with only SYN and FIN seen
     } else if (st(ep) == ZeekState::reset) {
         // don't trust any subsequent sequence numbers
-    } else if (delta_last > 0) {
-        set_last(ep, seq_one_past);
-    } else if (len > 0) {
-        if (ep.rxmt < 127) {
+    } else {
+        // New sequence space or not: a coin toss between a lifecycle's data and its ACKs, so a
+        // selection (set_last with the value it holds changes nothing); a retransmission is rare.
+        set_last(ep, select_if(delta_last > 0, seq_one_past, ep.last));
+        if (__builtin_expect(both(delta_last <= 0, len > 0), 0) && ep.rxmt < 127) {
             ep.rxmt = ep.rxmt + 1;
             scaled_history(is_orig, 'T', ep.rxmt);
         }
@@ -651,14 +673,12 @@ bool TcpConn::is_reuse(const TcpSegment& seg) const noexcept {
     if (ack && !rst && !peer.fin) {
         uint32_t max_now = peer_highest_ack(peer);
         if (seg.ack == max_now) {
-            unsigned bit = 1u << d;
-            if (max_now != peer_ack_before) {
-                m_fin_ = (m_fin_ & ~bit) | (first_fin ? bit : 0u);
-                m_pre_ = (m_pre_ & ~bit) | ((!fin && pre_own_fin) ? bit : 0u);
-            } else {
-                m_fin_ |= first_fin ? bit : 0u;
-                m_pre_ |= (!fin && pre_own_fin) ? bit : 0u;
-            }
+            // The bits as this ACK left them; a new highest ACK replaces them (selected: which
+            // ACK is new is a coin toss).
+            const unsigned bit = 1u << d;
+            const unsigned keep = select_if(max_now != peer_ack_before, ~bit, ~0u);
+            m_fin_ = (m_fin_ & keep) | (first_fin ? bit : 0u);
+            m_pre_ = (m_pre_ & keep) | ((!fin && pre_own_fin) ? bit : 0u);
         }
     }
 
@@ -677,7 +697,8 @@ bool TcpConn::is_reuse(const TcpSegment& seg) const noexcept {
 
     // (d) half-close: new payload from the side that had not closed, sent after (it acks) the
     // peer's FIN.
-    if (seg.payload_len > 0 && peer.fin && !had_fin && new_data && ack &&
+    // (The peer's FIN first: rare, so the test predicts; payload or none is a coin toss.)
+    if (peer.fin && ack && !had_fin && seg.payload_len > 0 && new_data &&
         seq_delta(seg.ack, peer.last) >= 0)
         s.half_close = 1;
 
@@ -710,8 +731,10 @@ bool TcpConn::rst_out_of_window(const TcpSegment& seg) const noexcept {
         uint64_t delta = seg.ts_us - last_ts_;
         last_ts_ = seg.ts_us;
         first_back_ = std::min<uint64_t>(first_back_ + delta, max_first_back);
-        if (is_closing(close_state()))
-            close_back_ = std::min<uint64_t>(close_back_ + delta, max_close_back);
+        // The teardown clock runs once closing: selected (a lifecycle packet's state is random).
+        const uint64_t cb = close_back_;
+        close_back_ = select_if(is_closing(close_state()),
+                                std::min<uint64_t>(cb + delta, max_close_back), cb);
     }
     count_packet(d);
 
@@ -724,12 +747,13 @@ bool TcpConn::rst_out_of_window(const TcpSegment& seg) const noexcept {
     const unsigned role = is_orig_dir(d) ? role_orig : role_resp;
     const auto column = static_cast<unsigned>(classify_flags(static_cast<uint8_t>(f)));
     const CloseState next = close_table[static_cast<unsigned>(old_state)][role][column];
-    if (next != old_state) {
-        if (!is_closing(old_state) && is_closing(next)) close_back_ = 0;
-        if (next == CloseState::rst_o || next == CloseState::rst_r)
-            rst_oow_ = rst_out_of_window(seg);
-        close_state_ = static_cast<unsigned>(next);
-    }
+    // Whether this segment moves the machine on is a coin toss on a tap's lifecycle packets, so
+    // the new state is stored either way; a RST ending it is rare. (The teardown clock needs no
+    // start: it stays 0 until the machine is closing, and no closing state leads out of closing.)
+    if (__builtin_expect(both(next != old_state, next == CloseState::rst_o ||
+                                                     next == CloseState::rst_r), 0))
+        rst_oow_ = rst_out_of_window(seg);
+    close_state_ = static_cast<unsigned>(next);
     track_fin_ack(seg, f, had_fin, peer_ack_before, new_data);
 }
 

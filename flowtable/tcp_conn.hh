@@ -228,6 +228,10 @@ private:
     uint32_t ack_seq(const Side& s) const noexcept;
     uint32_t set_ack_seq(Side& s, uint32_t ack) noexcept;  // returns the new ack_seq(s)
     void set_last(Side& s, uint32_t last) noexcept;  // keeps ack_seq
+    // Zeek's ack_seq update for an ACK of s's sequence space: it moves on when `ack` lies ahead
+    // of it and not before s.start (and is not a zero ACK far ahead). Selected, not branched
+    // on: whether an ACK advances is a coin toss on a tap. Returns the new ack_seq(s).
+    uint32_t advance_ack(Side& s, uint32_t ack) noexcept;
     static void set_state(Side& s, ZeekState st) noexcept;
     static ZeekState st(const Side& s) noexcept { return static_cast<ZeekState>(s.zstate); }
     uint64_t size_of(unsigned dir) const noexcept;
@@ -237,7 +241,9 @@ private:
     // History.
     void add_history(char code) noexcept;
     bool has_history(char code) const noexcept;
+    void add_index(unsigned k, bool second) noexcept;  // by hist_index, its table known
     bool check_history(bool orig, char upper_code, char alt_upper) noexcept;
+    bool check_history_at(unsigned k, bool second, unsigned ka, bool alt_second) noexcept;
     void scaled_history(bool orig, char upper_code, uint32_t count) noexcept;
     void expand_history(char* out, size_t cap) const noexcept;
 
@@ -376,6 +382,16 @@ inline void TcpConn::set_last(Side& s, uint32_t last) noexcept {
     set_ack_seq(s, ack);
 }
 
+inline uint32_t TcpConn::advance_ack(Side& s, uint32_t ack) noexcept {
+    using tcp_detail::seq_delta;
+    // set_ack_seq with the value it holds changes nothing, so it runs on the selected value.
+    const uint32_t before = ack_seq(s);
+    const int32_t delta = seq_delta(ack, before);
+    const bool advances = (seq_delta(ack, s.start) >= 0) & (delta > 0) &
+                          !((ack == 0) & (delta > tcp_detail::too_large_seq_delta));
+    return set_ack_seq(s, select_if(advances, ack, before));
+}
+
 inline bool TcpConn::fast_eligible(const TcpSegment& seg, unsigned mask) noexcept {
     constexpr uint8_t ctl = tcp_flag::syn | tcp_flag::fin | tcp_flag::rst;
     const unsigned bit = 2 * (seg.dir & 1u) + (seg.payload_len != 0 ? 1u : 0u);
@@ -416,10 +432,7 @@ inline void TcpConn::fast_apply(const TcpSegment& seg) noexcept {
     // a retransmission. set_ack_seq / set_last with the value they hold change nothing, so
     // they run unconditionally on the selected value.
     const uint32_t peer_ack_before = ack_seq(peer);
-    const int32_t delta_ack = seq_delta(seg.ack, peer_ack_before);
-    const bool ack_advances = (seq_delta(seg.ack, peer.start) >= 0) & (delta_ack > 0) &
-                              !((seg.ack == 0) & (delta_ack > too_large_seq_delta));
-    const uint32_t max_now = set_ack_seq(peer, select_if(ack_advances, seg.ack, peer_ack_before));
+    const uint32_t max_now = advance_ack(peer, seg.ack);
     const uint32_t seq_one_past = seg.seq + len;
     const bool seq_advances = seq_delta(seq_one_past, ep.last) > 0;
     set_last(ep, select_if(seq_advances, seq_one_past, ep.last));

@@ -862,6 +862,17 @@ TEST(CloseTableCells, EveryCellFollowsTheRules) {
             }
 }
 
+// The teardown clock (close_back_) has no start of its own: it only runs while the machine is
+// closing and is 0 before, which holds because no closing state leads out of closing.
+TEST(CloseTableCells, ClosingIsAbsorbing) {
+    for (unsigned s = static_cast<unsigned>(CloseState::fin1_o); s < count_of<CloseState>; ++s)
+        for (unsigned role = 0; role < 2; ++role)
+            for (unsigned f = 0; f < count_of<FlagClass>; ++f)
+                EXPECT_GE(static_cast<unsigned>(close_table[s][role][f]),
+                          static_cast<unsigned>(CloseState::fin1_o))
+                    << "state " << close_state_names[s] << " role " << role << " class " << f;
+}
+
 TEST(CloseTableCells, FlagClassification) {
     EXPECT_EQ(classify_flags(syn), FlagClass::syn);
     EXPECT_EQ(classify_flags(syn | ack), FlagClass::synack);
