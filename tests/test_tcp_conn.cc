@@ -1030,6 +1030,13 @@ struct TcpConnTestAccess {
     static std::array<uint64_t, 4> neighbours(const TcpConn& c) {
         return {c.first_back_, c.close_back_, c.wscale0_, c.wscale1_};
     }
+    static void set_first_back(TcpConn& c, uint64_t v) { c.first_back_ = v; }
+    static uint64_t first_back(const TcpConn& c) { return c.first_back_; }
+    // What shares the packet time's words (last_ts_, first_back_), but m_pre_, which the FIN
+    // tracking sets on an ACK.
+    static std::array<uint64_t, 6> time_neighbours(const TcpConn& c) {
+        return {c.close_state_, c.orig_dir_, c.rst_oow_, c.m_fin_, c.adv_, c.pkts0_};
+    }
 };
 }  // namespace closetap
 
@@ -1203,6 +1210,41 @@ TEST(Branchless, BothIsTheConjunction) {
     volatile bool in[2] = {false, true};  // runtime values: the asm path, not constant folding
     for (unsigned a = 0; a < 2; a++)
         for (unsigned b = 0; b < 2; b++) EXPECT_EQ(both(in[a], in[b]), a == 1 && b == 1) << a << b;
+}
+
+// On both paths packet time moves last_ts_ on (never back) and first_back_ with it, which
+// saturates, and leaves the rest of their words as they were.
+TEST(FastPath, PacketTimeSaturatesAndLeavesItsWordsAlone) {
+    constexpr uint64_t back_max = (uint64_t{1} << 40) - 1;
+    constexpr uint32_t pkts_max = (1u << 24) - 1;
+    for (const bool slow : {false, true}) {
+        Wire w;
+        TcpConn c = feed(w.open()).conn;
+        ASSERT_NE(c.fast_mask(), 0);
+        TcpConnTestAccess::set_pkts(c, pkts_max, pkts_max);  // saturated: they stay
+        TcpConnTestAccess::set_first_back(c, back_max - 5);
+        const auto before = TcpConnTestAccess::time_neighbours(c);
+        const uint64_t t0 = c.last_ts_us();
+        auto send = [&](uint64_t ts) {
+            TcpSegment s = w.make(C, ack, 0);
+            s.ts_us = ts;
+            if (slow)
+                c.update_slow(s);
+            else
+                ASSERT_TRUE(TcpConnTestAccess::fast(c, s));
+        };
+        send(t0 + 3);
+        EXPECT_EQ(c.last_ts_us(), t0 + 3);
+        EXPECT_EQ(TcpConnTestAccess::first_back(c), back_max - 2);
+        send(t0 + 10);
+        EXPECT_EQ(c.last_ts_us(), t0 + 10);
+        EXPECT_EQ(TcpConnTestAccess::first_back(c), back_max);
+        send(t0 + 5);  // earlier (tap skew): neither moves
+        EXPECT_EQ(c.last_ts_us(), t0 + 10);
+        EXPECT_EQ(TcpConnTestAccess::first_back(c), back_max);
+        EXPECT_EQ(TcpConnTestAccess::time_neighbours(c), before)
+            << (slow ? "update_slow" : "fast path");
+    }
 }
 
 TEST(FastPath, EqualsTheFullMachineOnRandomConnections) {
